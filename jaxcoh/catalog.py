@@ -60,10 +60,10 @@ class GalaxyNames(Sequence[str]):
         if prefix is None:
             self._names: tuple[str, ...] | None = tuple(str(x) for x in names)
             self._prefix, self._n = None, len(self._names)
-            self._hash = hash(self._names)
         else:
             self._names, self._prefix, self._n = None, prefix, int(n)
-            self._hash = hash((prefix, self._n))
+        # Hash the length and the ends only: cheap for any size, equal for equal contents in either form.
+        self._hash = hash((self._n, self._name(0), self._name(self._n - 1)) if self._n else 0)
 
     @classmethod
     def numbered(cls, prefix: str, n: int) -> GalaxyNames:

@@ -1,0 +1,89 @@
+"""The ``jaxcoh`` command: one entry point, subcommands that share option names."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from .commands import COMMANDS
+from .common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, log,
+                     setup_logging)
+from .options import ConfigError, add_options, resolve
+
+EPILOG = textwrap.dedent("""\
+    exit codes: 0 done; 2 bad flag or config (nothing computed); 3 input data missing or malformed;
+    4 a fit failed numerically; 130 interrupted (no partial files left); 1 internal error.
+    Every command accepts --config FILE (TOML; flags override it) and writes its resolved config.toml
+    next to its results, so `jaxcoh CMD --config RESULTS/config.toml` runs it again.""")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxcoh",
+        description="GPU-accelerated, differentiable fitting of galaxy coherence gravity kernels.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"jaxcoh {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.summary, description=cmd.summary, epilog=cmd.examples + "\n\n" + EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--config", metavar="FILE", default=None, help="read options from this TOML file")
+        if cmd.positional:
+            p.add_argument(cmd.positional[0], help=cmd.positional[1])
+        add_options(p, cmd.options)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    name = args.pop("command")
+    if name is None:
+        parser.print_help()
+        return EXIT_USAGE
+    cmd = COMMANDS[name]
+    config = args.pop("config")
+    positional = args.pop(cmd.positional[0], None) if cmd.positional else None
+    setup_logging(args.get("quiet", False), args.get("verbose", False))
+    try:
+        values = resolve(name, cmd.options, args, config)
+        if cmd.positional:
+            values[cmd.positional[0]] = positional
+        cmd.validate(values)
+    except ConfigError as e:
+        log.error(f"jaxcoh {name}: {e}")
+        return EXIT_USAGE
+    try:
+        return cmd.run(values) or EXIT_OK
+    except KeyboardInterrupt:
+        log.error(f"jaxcoh {name}: interrupted; finished files are complete, no partial file was written")
+        return EXIT_INTERRUPTED
+    except ConfigError as e:
+        log.error(f"jaxcoh {name}: {e}")
+        return EXIT_USAGE
+    except (FileNotFoundError, NotADirectoryError) as e:
+        log.error(f"jaxcoh {name}: {e}")
+        return EXIT_DATA
+    except Exception as e:  # classified below; anything else is a bug
+        from ..sparc import SparcFormatError
+
+        if isinstance(e, SparcFormatError):
+            log.error(f"jaxcoh {name}: {e}")
+            return EXIT_DATA
+        if isinstance(e, FloatingPointError):
+            log.error(f"jaxcoh {name}: numerical failure: {e}")
+            return EXIT_NUMERICAL
+        if values.get("verbose"):
+            raise
+        log.error(f"jaxcoh {name}: internal error: {type(e).__name__}: {e} (run with --verbose for the traceback)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Declared parameters and the bijections that keep them in bounds.
+
+Optimisers only ever see unconstrained values ``z``; a parameter's value is a smooth function of ``z`` (numpyro's
+``biject_to`` idea): sigmoid then affine for an interval, on log scale for scale parameters spanning decades, softplus
+or exp for half-bounded ones. Bounds hold by construction, never by clipping (which kills the gradient at the bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-15}
+
+
+def _clipped_sigmoid(z: Array) -> Array:
+    # Keeps u strictly inside (0, 1) so the inverse (logit) and the bounds' log stay finite (numpyro's clipped expit).
+    eps = _EPS.get(np.dtype(jnp.result_type(z)), 1e-7)
+    return jnp.clip(jax.nn.sigmoid(z), eps, 1.0 - eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One named parameter: initial value, bounds, scale (``"linear"`` or ``"log"``), unit and meaning.
+
+    ``shape`` is ``()`` for a shared parameter or e.g. ``("galaxies",)`` for one value per galaxy (its size is set
+    when the parameter is initialised for a catalog).
+    """
+
+    name: str
+    init: float
+    lower: float = -math.inf
+    upper: float = math.inf
+    scale: str = "linear"
+    unit: str = ""
+    description: str = ""
+    per_galaxy: bool = False
+
+    def __post_init__(self):
+        if self.scale not in ("linear", "log"):
+            raise ValueError(f"parameter {self.name}: scale must be 'linear' or 'log', got {self.scale!r}")
+        if not self.lower < self.upper:
+            raise ValueError(f"parameter {self.name}: lower bound {self.lower} must be below upper {self.upper}")
+        if self.scale == "log" and self.lower < 0:
+            raise ValueError(f"parameter {self.name}: a log-scale parameter needs lower >= 0, got {self.lower}")
+        if not self.lower <= self.init <= self.upper:
+            raise ValueError(f"parameter {self.name}: init {self.init} outside [{self.lower}, {self.upper}]")
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.lower) and math.isfinite(self.upper)
+
+    def _space(self) -> tuple[float, float]:
+        """Bounds in the space the sigmoid is affine in (log space for scale parameters)."""
+        if self.scale == "log":
+            return (math.log(self.lower) if self.lower > 0 else -math.inf), math.log(self.upper)
+        return self.lower, self.upper
+
+    def to_value(self, z: Array) -> Array:
+        """The parameter's value for unconstrained ``z``."""
+        lo, hi = self._space()
+        if math.isfinite(lo) and math.isfinite(hi):
+            y = lo + (hi - lo) * _clipped_sigmoid(z)
+        elif math.isfinite(lo):
+            y = lo + jax.nn.softplus(z)
+        elif math.isfinite(hi):
+            y = hi - jax.nn.softplus(-z)
+        else:
+            y = z
+        return jnp.exp(y) if self.scale == "log" else y
+
+    def to_unconstrained(self, x) -> Array:
+        """Inverse of :meth:`to_value` (values on a bound map to a large finite ``z``)."""
+        x = jnp.asarray(x)
+        y = jnp.log(x) if self.scale == "log" else x
+        lo, hi = self._space()
+        if math.isfinite(lo) and math.isfinite(hi):
+            eps = _EPS.get(np.dtype(y.dtype), 1e-7)
+            u = jnp.clip((y - lo) / (hi - lo), eps, 1.0 - eps)
+            return jnp.log(u) - jnp.log1p(-u)
+        if math.isfinite(lo):
+            return _softplus_inverse(jnp.maximum(y - lo, 1e-30))
+        if math.isfinite(hi):
+            return -_softplus_inverse(jnp.maximum(hi - y, 1e-30))
+        return y
+
+    def unit_to_unconstrained(self, u: np.ndarray) -> np.ndarray:
+        """Maps design points ``u`` in (0, 1) to ``z``, uniform over the bounds (log-uniform for scale parameters)."""
+        if not self.bounded:
+            raise ValueError(f"parameter {self.name} is unbounded: it cannot be sampled over its bounds")
+        u = np.clip(np.asarray(u, dtype=np.float64), 1e-12, 1 - 1e-12)
+        return np.log(u) - np.log1p(-u)
+
+
+def _softplus_inverse(y: Array) -> Array:
+    return y + jnp.log(-jnp.expm1(-y))
+
+
+class ParameterSpec(Sequence[Parameter]):
+    """An ordered set of :class:`Parameter`; maps between value dicts and unconstrained dicts (both pytrees)."""
+
+    def __init__(self, parameters: Sequence[Parameter]):
+        self._params = tuple(parameters)
+        names = [p.name for p in self._params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate parameter names in {names}")
+
+    def __getitem__(self, i):
+        if isinstance(i, str):
+            for p in self._params:
+                if p.name == i:
+                    return p
+            raise KeyError(f"no parameter {i!r}; have {self.names}")
+        return self._params[i]
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._params)
+
+    def __add__(self, other: ParameterSpec) -> ParameterSpec:
+        return ParameterSpec((*self._params, *other))
+
+    def __repr__(self) -> str:
+        return f"ParameterSpec({', '.join(self.names)})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self._params)
+
+    def init_values(self, n_galaxies: int | None = None, dtype=None) -> dict[str, Array]:
+        """Initial values; per-galaxy parameters get ``[n_galaxies]`` copies of their init."""
+        out = {}
+        for p in self._params:
+            shape = (n_galaxies,) if p.per_galaxy else ()
+            if p.per_galaxy and n_galaxies is None:
+                raise ValueError(f"parameter {p.name} is per galaxy: pass n_galaxies")
+            out[p.name] = jnp.full(shape, p.init, dtype=dtype)
+        return out
+
+    def to_values(self, z: Mapping[str, Array]) -> dict[str, Array]:
+        return {p.name: p.to_value(z[p.name]) for p in self._params}
+
+    def to_unconstrained(self, values: Mapping[str, Array]) -> dict[str, Array]:
+        missing = [p.name for p in self._params if p.name not in values]
+        if missing:
+            raise KeyError(f"values missing for parameters {missing}")
+        return {p.name: p.to_unconstrained(values[p.name]) for p in self._params}
+
+    def design(self, n: int, seed: int = 0, dtype=None) -> dict[str, Array]:
+        """``n`` quasi-random starts, a scrambled Sobol design over the bounds of the shared parameters.
+
+        Returns unconstrained values ``{name: [n]}``. Scale parameters are spread uniformly in log space, which is
+        what lets a multi-start search find optima that a linear-space differential evolution misses.
+        """
+        from scipy.stats import qmc  # host-side design generation only
+
+        shared = [p for p in self._params if not p.per_galaxy]
+        if shared:  # draw the next power of two (Sobol's balanced sizes) and keep the first n
+            u = qmc.Sobol(len(shared), scramble=True, seed=seed).random_base2(max(0, math.ceil(math.log2(n))))[:n]
+        else:
+            u = np.zeros((n, 0))
+        return {p.name: jnp.asarray(p.unit_to_unconstrained(u[:, j]), dtype=dtype) for j, p in enumerate(shared)}
+
+    def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([p.lower for p in self._params]), np.array([p.upper for p in self._params])

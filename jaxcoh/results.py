@@ -1,0 +1,133 @@
+"""Result files: written atomically, with the provenance a reader needs to trust and reproduce them.
+
+Every file is written to a temporary name in the same directory and renamed into place (``os.replace`` is atomic on
+POSIX), so an interrupted run never leaves a half-written result, and a finished file is always complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (temporary file in the same directory, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # KeyboardInterrupt included: never leave the temporary behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy and JAX scalars and arrays become numbers and lists, NaN and inf become null."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "to_dict") and not isinstance(obj, pd.DataFrame):
+        return to_jsonable(obj.to_dict())
+    if isinstance(obj, (str, bool)) or obj is None:
+        return obj
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if hasattr(obj, "__array__"):
+        a = np.asarray(obj)
+        return to_jsonable(a.item() if a.ndim == 0 else a.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Strict JSON (no NaN tokens: non-finite numbers are written as null), indented, atomically."""
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def atomic_write_table(path: str | os.PathLike, df: pd.DataFrame) -> Path:
+    """A table as CSV, or Parquet when ``path`` ends in ``.parquet`` (needs pyarrow: ``pip install jaxcoh[parquet]``)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError(f"writing {path} needs pyarrow: pip install 'jaxcoh[parquet]', or use a .csv") from e
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def sha256_files(paths) -> str:
+    """One sha256 over the contents of ``paths`` (in the given order), each prefixed by its name."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        h.update(p.name.encode() + b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of jaxcoh and the libraries whose numbers it depends on."""
+    import jax
+    import jaxlib
+    import optax
+    import scipy
+
+    from . import __version__
+
+    return {"jaxcoh": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
+            "python": platform.python_version()}
+
+
+def provenance(*, dtype: str, data: Mapping[str, Any], command: str = "") -> dict:
+    """What produced a result: versions, devices, dtype, input data (with checksum), time and command."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "versions": versions(),
+        "dtype": dtype,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in devices],
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()},
+        "data": dict(data),
+        "command": command,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,13 @@
+"""Solvers over unconstrained parameter pytrees, all jittable and vmappable, all returning :class:`SolverResult`.
+
+Chosen by the problem's structure: small least-squares problems (the F_missing models, bootstrap replicates,
+hyperparameter grids) want Levenberg-Marquardt; large problems with priors (joint fits with per-galaxy nuisance
+parameters) want optax's L-BFGS, with Adam and a decaying schedule as the robust fallback.
+"""
+
+from .adam import adam
+from .common import SolverOptions, SolverResult, Status, solve
+from .lbfgs import lbfgs
+from .levenberg_marquardt import levenberg_marquardt
+
+__all__ = ["SolverOptions", "SolverResult", "Status", "adam", "lbfgs", "levenberg_marquardt", "solve"]

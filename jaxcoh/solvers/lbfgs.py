@@ -1,0 +1,54 @@
+"""L-BFGS with a zoom line search (optax), as one ``lax.while_loop``: for large smooth problems with priors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+import optax.tree_utils as otu
+
+from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf
+
+
+
+def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
+          options: SolverOptions = SolverOptions()) -> SolverResult:
+    """Minimises ``loss_fn(z, args)`` with ``optax.lbfgs``.
+
+    Stops when the gradient norm falls below ``gtol * (1 + |loss|)``, when an iteration changes the loss by less
+    than ``ftol`` relative, or after ``max_iter`` iterations; a non-finite loss stops it with ``NONFINITE``.
+    """
+
+    def fun(z):
+        return loss_fn(z, args)
+
+    opt = optax.lbfgs(memory_size=options.memory_size)
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def body(carry):
+        z, state, loss_prev, i, _ = carry
+        value, grad = value_and_grad(z, state=state)
+        updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=fun)
+        z = optax.apply_updates(z, updates)
+        loss = otu.tree_get(state, "value")
+        gnorm = otu.tree_norm(otu.tree_get(state, "grad"))
+        rel = jnp.abs(loss_prev - loss) / jnp.maximum(jnp.abs(loss), 1.0)
+        i = i + 1
+        status = jnp.select(
+            [~jnp.isfinite(loss), (gnorm <= options.gtol * (1 + jnp.abs(loss))) | (rel <= options.ftol),
+             i >= options.max_iter],
+            [Status.NONFINITE, Status.CONVERGED, Status.MAX_ITER],
+            RUNNING,
+        ).astype(jnp.int32)
+        return z, state, loss, i, status
+
+    loss0 = fun(z0)
+    init = (z0, opt.init(z0), finite_or_inf(loss0), jnp.asarray(0, jnp.int32),
+            jnp.where(jnp.isfinite(loss0), RUNNING, Status.NONFINITE).astype(jnp.int32))
+    z, state, loss, i, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+    # The state's value and gradient belong to the iterate before the last update: evaluate at z itself.
+    loss, grad = jax.value_and_grad(fun)(z)
+    return SolverResult(z, loss, otu.tree_norm(grad), i, status)
