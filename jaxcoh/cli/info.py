@@ -37,7 +37,7 @@ def run(values: dict) -> int:
         lines.append(f"SPARC: {p} (from {src}): {'found' if ok else 'NOT FOUND (needs table1.dat and rotmod/)'}")
     else:
         lines.append(f"SPARC: not configured (give --sparc DIR or set ${SPARC_ENV}); commands use the mock catalog")
-    cache = jax.config.read("jax_compilation_cache_dir")
+    cache = jax.config.jax_compilation_cache_dir
     lines.append(f"compilation cache: {cache or 'off (set JAX_COMPILATION_CACHE_DIR to keep compiled code)'}")
     lines.append("models: " + ", ".join(f"{m} ({', '.join(get_model(m).parameters.names)})" for m in list_models()))
     print("\n".join(lines))
