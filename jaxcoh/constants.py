@@ -39,3 +39,7 @@ UPSILON_BULGE = 0.7
 
 HELIUM_FACTOR = 1.33
 """M_gas = HELIUM_FACTOR * M_HI (cosmological helium; SPARC's Vgas includes it)."""
+
+RAR_SCATTER_LI18_DEX = 0.057
+"""Scatter of the RAR with Upsilon, distance and inclination fitted per galaxy [dex] (Li, Lelli, McGaugh &
+Schombert 2018)."""

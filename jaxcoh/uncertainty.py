@@ -57,10 +57,14 @@ def hessian_errors(
     values: Mapping[str, float],
     spec: ParameterSpec,
     derived: Mapping[str, Callable[[Mapping[str, jax.Array]], jax.Array]] | None = None,
+    *,
+    hessian: np.ndarray | None = None,
 ) -> ErrorAnalysis:
     """Errors of the scalar parameters ``values`` of ``spec`` from the Hessian of ``nll`` (covariance = H^-1).
 
-    Host-side analysis of one fit (eigen-decomposition in numpy); the Hessian itself is one ``jax.hessian`` call.
+    Host-side analysis of one fit (eigen-decomposition in numpy); the Hessian itself is one ``jax.hessian`` call,
+    or ``hessian`` when given (in the same coordinates: log for positive parameters; for instance the Schur
+    complement of a joint fit, whose inverse is the covariance marginalised over the per-galaxy parameters).
     """
     names = [p.name for p in spec if not p.per_galaxy]
     x = np.array([float(values[n]) for n in names])
@@ -72,7 +76,9 @@ def hessian_errors(
         vals = jnp.where(jnp.asarray(log), jnp.exp(q), q)
         return {**{k: v for k, v in values.items() if k not in names}, **{n: vals[i] for i, n in enumerate(names)}}
 
-    H = np.asarray(jax.hessian(lambda q: nll(from_q(q)))(jnp.asarray(q0, dtype)), dtype=np.float64)
+    if hessian is None:
+        hessian = jax.hessian(lambda q: nll(from_q(q)))(jnp.asarray(q0, dtype))
+    H = np.asarray(hessian, dtype=np.float64)
     H = 0.5 * (H + H.T)
     at_bound = [n for n, v in zip(names, x, strict=True) if _near_bound(spec[n], v)]
     p = len(names)

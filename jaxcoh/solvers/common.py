@@ -59,19 +59,20 @@ def solve(
     loss_fn: Callable[[Any, Any], Array] | None = None,
     options: SolverOptions = SolverOptions(),
 ) -> SolverResult:
-    """Runs ``solver`` ("lm", "lbfgs" or "adam") from ``z0``.
+    """Runs ``solver`` ("lm", "block_lm", "lbfgs" or "adam") from ``z0``.
 
     Least-squares problems give ``residual_fn(z, args) -> [m]`` (objective ``sum(r^2)``); other problems give
     ``loss_fn(z, args) -> []``. LM needs residuals; the optax solvers use ``loss_fn``, or ``sum(r^2)``.
     """
     from .adam import adam
     from .lbfgs import lbfgs
-    from .levenberg_marquardt import levenberg_marquardt
+    from .levenberg_marquardt import block_levenberg_marquardt, levenberg_marquardt
 
-    if solver == "lm":
+    if solver in ("lm", "block_lm"):
         if residual_fn is None:
-            raise ValueError("solver 'lm' needs a residual function (a least-squares problem)")
-        return levenberg_marquardt(residual_fn, z0, args, options)
+            raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
+        lm = levenberg_marquardt if solver == "lm" else block_levenberg_marquardt
+        return lm(residual_fn, z0, args, options)
     if loss_fn is None:
         if residual_fn is None:
             raise ValueError("give residual_fn or loss_fn")
@@ -83,4 +84,4 @@ def solve(
         return lbfgs(loss_fn, z0, args, options)
     if solver == "adam":
         return adam(loss_fn, z0, args, options)
-    raise ValueError(f"unknown solver {solver!r}; choose 'lm', 'lbfgs' or 'adam'")
+    raise ValueError(f"unknown solver {solver!r}; choose 'lm', 'block_lm', 'lbfgs' or 'adam'")
