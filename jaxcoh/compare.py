@@ -194,3 +194,23 @@ def format_compare(summary: dict) -> str:
         if m.get("at_bound"):
             lines.append(f"{name}: at a bound: {', '.join(m['at_bound'])}")
     return "\n".join(lines)
+
+
+def format_fit(result: dict) -> str:
+    """One fit's parameters with errors, statistics and what could not be determined."""
+    lines = [f"{result['model']}: {result['n_galaxies']} galaxies, {result['n_points']} points, {result['dtype']}, "
+             f"{result['status']} after {result['n_iter']} iterations ({result['wall_s']:.1f} s)",
+             f"chi2 = {result['chi2']:.2f}, dof = {result['dof']}, chi2/nu = {result['chi2_nu']:.3f}, "
+             f"BIC = {result['bic']:.1f}, RAR scatter = {result['rar_scatter_dex']:.3f} dex"]
+    for k, v in result["params"].items():
+        e = result["stderr"].get(k, math.nan)
+        lines.append(f"  {k:<14}{v:>14.6g}  +- {e:.3g}" if e == e else f"  {k:<14}{v:>14.6g}  (not determined)")
+    errors = result.get("errors") or {}
+    for k, d in errors.get("derived", {}).items():
+        lines.append(f"  {k:<14}{d['value']:>14.6g}  +- {d['stderr']:.3g}  (derived)")
+    for d in errors.get("degenerate_directions", []):
+        if not any("[" in k for k in d):
+            lines.append("  degenerate: " + " + ".join(f"{c:g} {k}" for k, c in d.items()) + " = const")
+    if errors.get("at_bound"):
+        lines.append("  at a bound: " + ", ".join(errors["at_bound"]))
+    return "\n".join(lines)

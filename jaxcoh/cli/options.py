@@ -44,6 +44,13 @@ def _positive_float(x) -> float:
     return v
 
 
+def _nonneg_float(x) -> float:
+    v = float(x)
+    if not v >= 0:
+        raise ValueError(f"{x!r} is negative")
+    return v
+
+
 def _str_list(x) -> list[str]:
     if isinstance(x, str):
         items = [s.strip() for s in x.split(",") if s.strip()]
@@ -67,7 +74,8 @@ def _bool(x) -> bool:
 
 
 TYPES: dict[str, Callable[[Any], Any]] = {
-    "int": _positive_int, "nonneg_int": _nonneg_int, "float": _positive_float, "str": str, "list": _str_list,
+    "int": _positive_int, "nonneg_int": _nonneg_int, "float": _positive_float,
+    "nonneg_float": _nonneg_float, "str": str, "list": _str_list,
     "path": _path, "bool": _bool, "any_float": float,
 }
 
