@@ -1,0 +1,358 @@
+"""Batched sweeps of F_missing fits: bootstrap, hyperparameter grids, profiles and multi-start, chunked and resumable.
+
+Each chunk is one jitted, vmapped call (replicates or grid points x starts); chunks run one after another so that a
+sweep larger than memory streams through, each finished chunk is written atomically to ``DIR/chunks/``, and a re-run
+with the same arguments loads the chunks it finds instead of recomputing them (an interrupted sweep resumes). The
+replicate/grid axis of a chunk can be sharded over devices (:mod:`jaxcoh.sharding`); chunk contents do not depend on
+the chunk size or the device count.
+
+Tables have one row per replicate or grid point: the input columns, the fitted parameters, ``loss``, ``rms``, ``r``,
+``n`` (galaxies counted) and ``status``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax import Array
+
+from .catalog import Catalog
+from .coherence import Hyperparameters
+from .f_missing import FMissing, derive_f_missing
+from .fitting import FitData, best_of_starts, evaluate, fit_data, fit_model, solve_batch, starts
+from .models import Model, get_model
+from .results import atomic_write_json, atomic_write_table, to_jsonable
+from .sharding import gather, pad_rows, padded_size, shard_leading
+from .solvers import SolverOptions, Status, solve
+
+log = logging.getLogger("jaxcoh")
+
+KINDS = ("bootstrap", "grid", "profile", "multistart")
+
+
+# ---- chunked, resumable execution ----------------------------------------------------------------------------------
+def sweep_key(arguments: Mapping[str, Any]) -> str:
+    """A hash of everything that determines a sweep's rows (chunks of another sweep are never reused)."""
+    return hashlib.sha256(json.dumps(to_jsonable(arguments), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_chunked(
+    n_rows: int,
+    chunk_size: int,
+    compute: Callable[[int, int], pd.DataFrame],
+    *,
+    out: str | Path | None = None,
+    key: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Rows ``[0, n_rows)`` computed ``chunk_size`` at a time by ``compute(lo, hi)``.
+
+    With ``out``, each chunk is saved atomically as ``out/chunks/<key>-<k>.csv`` and loaded instead of recomputed
+    when present (resume). ``progress(rows_done)`` is called after every chunk.
+    """
+    chunk_dir = Path(out) / "chunks" if out is not None else None
+    if chunk_dir is not None:
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        stale = [p for p in chunk_dir.glob("*.csv") if not p.name.startswith(key + "-")]
+        for p in stale:  # chunks of a sweep with other arguments: never mixed in
+            p.unlink()
+        if stale:
+            log.info(f"removed {len(stale)} chunk files of a sweep with other arguments")
+    parts, resumed = [], 0
+    for k, lo in enumerate(range(0, n_rows, chunk_size)):
+        hi = min(lo + chunk_size, n_rows)
+        path = chunk_dir / f"{key}-{k:05d}.csv" if chunk_dir is not None else None
+        if path is not None and path.is_file():
+            part = pd.read_csv(path)
+            resumed += len(part)
+        else:
+            part = compute(lo, hi)
+            if path is not None:
+                atomic_write_table(path, part)
+        parts.append(part)
+        if progress is not None:
+            progress(hi)
+    if resumed:
+        log.info(f"resumed {resumed} of {n_rows} rows from {chunk_dir}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _trim(tree, n: int):
+    return jax.tree_util.tree_map(lambda a: a[:n], tree)
+
+
+def _rows(model: Model, inputs: Mapping[str, np.ndarray], values: Mapping[str, Array], best, metrics) -> pd.DataFrame:
+    cols = {k: np.asarray(v) for k, v in inputs.items()}
+    cols.update({k: np.asarray(values[k]) for k in model.parameters.names})
+    cols.update(loss=np.asarray(best.loss), rms=np.asarray(metrics["rms"]), r=np.asarray(metrics["r"]),
+                n=np.asarray(metrics["n"]), n_iter=np.asarray(best.n_iter),
+                status=[Status(int(s)).name for s in np.asarray(best.status)])
+    return pd.DataFrame(cols)
+
+
+def summarize(table: pd.DataFrame, params: Sequence[str]) -> dict:
+    """Per parameter: median, mean, std and the 68% and 95% central intervals over converged rows."""
+    ok = table[table["status"] == "CONVERGED"]
+    out = {"n_rows": len(table), "n_converged": len(ok), "params": {}}
+    for p in params:
+        v = ok[p].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            continue
+        q = np.percentile(v, [2.5, 16, 50, 84, 97.5])
+        out["params"][p] = {"median": q[2], "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+                            "interval_68": [q[1], q[3]], "interval_95": [q[0], q[4]]}
+    return out
+
+
+# ---- bootstrap -----------------------------------------------------------------------------------------------------
+def bootstrap_weights(sample: Array, replicates: Array, seed: int) -> Array:
+    """``[B, g]`` resampling counts of the sample galaxies for the replicate numbers ``replicates`` ``[B]``.
+
+    Replicate ``b`` draws ``n_sample`` galaxies with replacement from the key ``fold_in(PRNGKey(seed), b)``, so a
+    replicate is the same whatever chunk or device computes it.
+    """
+    sample = jnp.asarray(sample, bool)
+    idx = jnp.nonzero(sample, size=sample.shape[0], fill_value=0)[0]
+    n = jnp.sum(sample)
+
+    def one(b):
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), b)
+        draw = jax.random.randint(key, (sample.shape[0],), 0, n)
+        live = jnp.arange(sample.shape[0]) < n
+        return jnp.zeros(sample.shape[0], jnp.int32).at[idx[draw]].add(live.astype(jnp.int32))
+
+    return jax.vmap(one)(jnp.asarray(replicates))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+def _bootstrap_chunk(model, solver, options, z0, data: FitData, replicates: Array, seed: int):
+    w = bootstrap_weights(data.sample, replicates, seed).astype(data.target.dtype)
+    w = shard_leading(w)
+    _, best = best_of_starts(solve_batch(model, solver, options, z0, data, w))
+    values = jax.vmap(model.parameters.to_values)(best.z)
+    metrics = jax.vmap(lambda v, ww: evaluate(model, v, data, ww))(values, w)
+    return values, best, metrics
+
+
+def bootstrap(
+    model: str | Model,
+    fm: FMissing | FitData,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_starts: int = 8,
+    solver: str = "lm",
+    options: SolverOptions = SolverOptions(),
+    chunk_size: int = 1024,
+    out: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """``n_boot`` bootstrap refits of ``model`` over galaxies (resampled with replacement), each from the full-sample
+    best fit plus ``n_starts - 1`` Sobol starts. Returns the table (one row per replicate) and a summary."""
+    model = get_model(model)
+    data = fm if isinstance(fm, FitData) else fit_data(fm)
+    dt = data.target.dtype
+    full = fit_model(model, data, n_starts=max(n_starts * 8, 64), seed=seed, solver=solver, options=options)
+    z0 = starts(model, n_starts, seed, dt, init=full.params)
+    args = {"kind": "bootstrap", "model": model.name, "n_boot": n_boot, "seed": seed, "n_starts": n_starts,
+            "solver": solver, "options": options._asdict(), "data": _data_digest(data)}
+
+    def compute(lo, hi):
+        reps = pad_rows(np.arange(lo, hi), padded_size(hi - lo))
+        out = _trim(gather(_bootstrap_chunk(model, solver, options, z0, data, jnp.asarray(reps), seed)), hi - lo)
+        return _rows(model, {"replicate": np.arange(lo, hi)}, *out)
+
+    table = run_chunked(n_boot, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
+    summary = {"kind": "bootstrap", "model": model.name, "params": list(model.parameters.names), "axes": [],
+               "full_sample_fit": full.params, "full_sample_rms": full.metrics["rms"],
+               **summarize(table, model.parameters.names), "arguments": args}
+    return table, summary
+
+
+def _data_digest(data: FitData) -> str:
+    h = hashlib.sha256()
+    for a in (data.target, data.sample, *data.x):
+        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---- hyperparameter grids -------------------------------------------------------------------------------------------
+GRID_AXES = ("ell0", "p", "n_coh", "A0", "gamma_rough", "beta_sigma", "delta_R", "alpha_geom")
+
+
+def grid_points(axes: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
+    """The Cartesian product of ``axes`` as flat columns (last axis fastest)."""
+    bad = set(axes) - set(GRID_AXES)
+    if bad:
+        raise KeyError(f"unknown grid axes {sorted(bad)}; choose among {GRID_AXES}")
+    names = list(axes)
+    prod = np.array(list(itertools.product(*[np.asarray(axes[k], float) for k in names])), dtype=float)
+    return {k: prod[:, i] for i, k in enumerate(names)}
+
+
+@functools.partial(jax.jit, static_argnames=("model", "solver", "options", "recipe", "names"))
+def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, columns: Array, z0, cat: Catalog):
+    columns = shard_leading(columns)
+
+    def one(col):
+        h = base._replace(**{k: col[i] for i, k in enumerate(names)})
+        data = fit_data(derive_f_missing(h, cat, recipe))
+        res = jax.vmap(lambda z: solve(solver, z, data, options=options,
+                                       residual_fn=lambda zz, d: _residuals(model, zz, d)))(z0)
+        _, best = best_of_starts(res)
+        values = model.parameters.to_values(best.z)
+        return values, best, evaluate(model, values, data)
+
+    return jax.vmap(one)(columns)
+
+
+def _residuals(model, z, data):
+    from .fitting import model_residuals
+
+    return model_residuals(model, model.parameters.to_values(z), data)
+
+
+def hyperparameter_grid(
+    model: str | Model,
+    catalog: Catalog,
+    axes: Mapping[str, Sequence[float]],
+    *,
+    recipe: str = "legacy",
+    base: Hyperparameters = Hyperparameters(),
+    n_starts: int = 16,
+    seed: int = 0,
+    solver: str = "lm",
+    options: SolverOptions = SolverOptions(),
+    chunk_size: int = 256,
+    out: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """For every point of the grid ``axes`` (derivation hyperparameters), re-derive F_missing on ``catalog`` and
+    refit ``model`` from ``n_starts`` starts; one row per grid point (the sample size ``n`` varies with it)."""
+    model = get_model(model)
+    pts = grid_points(axes)
+    names = tuple(pts)
+    n = len(next(iter(pts.values())))
+    dt = catalog.dtype
+    cols = np.stack([pts[k] for k in names], axis=1)
+    z0 = starts(model, n_starts, seed, dt)
+    base = Hyperparameters(*base).astype(dt)
+    args = {"kind": "grid", "model": model.name, "axes": {k: list(map(float, v)) for k, v in axes.items()},
+            "recipe": recipe, "base": base._asdict(), "n_starts": n_starts, "seed": seed, "solver": solver,
+            "options": options._asdict(), "data": catalog.source, "n_points": catalog.n_points}
+
+    def compute(lo, hi):
+        c = jnp.asarray(pad_rows(cols[lo:hi], padded_size(hi - lo)), dt)
+        out = _trim(gather(_grid_chunk(model, solver, options, recipe, names, base, c, z0, catalog)), hi - lo)
+        return _rows(model, {k: pts[k][lo:hi] for k in names}, *out)
+
+    table = run_chunked(n, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
+    i = int(table["rms"].idxmin())
+    summary = {"kind": "grid", "model": model.name, "params": list(model.parameters.names), "axes": list(names),
+               "n_rows": n, "best": table.iloc[i].to_dict(), "arguments": args}
+    return table, summary
+
+
+# ---- profiles ------------------------------------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("model", "name", "solver", "options"))
+def _profile_chunk(model, name, solver, options, fixed_values: Array, z0, data: FitData):
+    spec = model.parameters
+    fixed_values = shard_leading(fixed_values)
+
+    def one(v):
+        zf = spec[name].to_unconstrained(v)
+
+        def residual_fn(z, d):
+            return _residuals(model, {**z, name: zf}, d)
+
+        res = jax.vmap(lambda z: solve(solver, z, data, residual_fn=residual_fn, options=options))(z0)
+        _, best = best_of_starts(res)
+        values = spec.to_values({**best.z, name: zf})
+        return values, best, evaluate(model, values, data)
+
+    return jax.vmap(one)(fixed_values)
+
+
+def profile(
+    model: str | Model,
+    fm: FMissing | FitData,
+    name: str,
+    values: Sequence[float],
+    *,
+    n_starts: int = 16,
+    seed: int = 0,
+    solver: str = "lm",
+    options: SolverOptions = SolverOptions(),
+    chunk_size: int = 256,
+    out: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """The loss profile along parameter ``name``: at each value, the other parameters refitted."""
+    model = get_model(model)
+    spec = model.parameters
+    if name not in spec.names:
+        raise KeyError(f"{model.name} has no parameter {name!r}; it has {spec.names}")
+    data = fm if isinstance(fm, FitData) else fit_data(fm)
+    dt = data.target.dtype
+    others = [p for p in spec if p.name != name]
+    z_all = starts(model, n_starts, seed, dt)
+    z0 = {p.name: z_all[p.name] for p in others}
+    vals = np.asarray(values, float)
+    args = {"kind": "profile", "model": model.name, "param": name, "values": vals.tolist(), "n_starts": n_starts,
+            "seed": seed, "solver": solver, "options": options._asdict(), "data": _data_digest(data)}
+
+    def compute(lo, hi):
+        v = jnp.asarray(pad_rows(vals[lo:hi], padded_size(hi - lo)), dt)
+        out = _trim(gather(_profile_chunk(model, name, solver, options, v, z0, data)), hi - lo)
+        return _rows(model, {f"{name}_fixed": vals[lo:hi]}, *out)
+
+    table = run_chunked(len(vals), chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
+    n_eff = float(jnp.sum(data.sample))
+    # Least squares with unknown noise: 2 delta(log L) = n log(SSR / SSR_min) (profile likelihood ratio).
+    table["delta_chi2"] = n_eff * np.log(table["loss"] / table["loss"].min())
+    inside = table.loc[table["delta_chi2"] <= 1.0, f"{name}_fixed"]
+    summary = {"kind": "profile", "model": model.name, "params": list(spec.names), "axes": [name],
+               "n_rows": len(table), "best": table.iloc[int(table["loss"].idxmin())].to_dict(),
+               "interval_68_on_grid": [float(inside.min()), float(inside.max())] if len(inside) else None,
+               "arguments": args}
+    return table, summary
+
+
+# ---- multi-start -----------------------------------------------------------------------------------------------------
+def multistart(
+    model: str | Model,
+    fm: FMissing | FitData,
+    *,
+    n_starts: int = 256,
+    seed: int = 0,
+    solver: str = "lm",
+    options: SolverOptions = SolverOptions(),
+) -> tuple[pd.DataFrame, dict]:
+    """Every start of a global fit, as rows (where each start ended), to see the loss landscape's basins."""
+    model = get_model(model)
+    data = fm if isinstance(fm, FitData) else fit_data(fm)
+    z0 = starts(model, n_starts, seed, data.target.dtype)
+    w = jnp.ones_like(data.target)[None]
+    res = jax.tree_util.tree_map(lambda a: a[0], solve_batch(model, solver, options, z0, data, w))
+    values = jax.vmap(model.parameters.to_values)(res.z)
+    metrics = jax.vmap(lambda v: evaluate(model, v, data))(values)
+    start_values = model.parameters.to_values(z0)
+    table = _rows(model, {f"{k}_start": np.asarray(v) for k, v in start_values.items()}, values, res, metrics)
+    table.insert(0, "start", np.arange(n_starts))
+    best = int(table["loss"].idxmin())
+    at_best = int(np.sum(table["loss"] <= table["loss"].min() * (1 + 1e-6)))
+    summary = {"kind": "multistart", "model": model.name, "params": list(model.parameters.names), "axes": [],
+               "n_rows": n_starts, "best": table.iloc[best].to_dict(), "n_at_best": at_best}
+    return table, summary

@@ -1,0 +1,54 @@
+"""Run by tests/test_sharding.py in a fresh process (device count and distributed runtime are fixed at start-up).
+
+    python tests/sharded_sweep.py OUT.csv                       # on every device of this process
+    python tests/sharded_sweep.py OUT.csv PORT PROCESS_ID N     # one of N processes (gloo collectives, localhost)
+
+Writes the bootstrap table of a small mock (and, single-process, the joint objective and gradient on a catalog
+sharded over galaxies) so the test can compare them with its own single-device answers.
+"""
+
+import json
+import sys
+
+import jax
+
+if __name__ == "__main__" and len(sys.argv) > 2:  # before any computation initialises the backend
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{sys.argv[2]}", num_processes=int(sys.argv[4]),
+                               process_id=int(sys.argv[3]))
+jax.config.update("jax_enable_x64", True)
+
+import jaxcoh  # noqa: E402
+from jaxcoh.sharding import shard_catalog  # noqa: E402
+from jaxcoh.sweeps import bootstrap  # noqa: E402
+
+CASE = dict(n=24, seed=2, n_max=12)
+
+
+def bootstrap_case():
+    cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
+    fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc")
+    return bootstrap("mass_coherence", fm, n_boot=10, chunk_size=6, n_starts=2)
+
+
+def joint_case(cat):
+    from jaxcoh.joint import JointOptions, get_curve_model, initial_z, joint_data, objective
+
+    model, opts = get_curve_model("rar"), JointOptions()
+    data = joint_data(cat)
+    z = jax.tree_util.tree_map(lambda a: a[0] * 1.05, initial_z(model, data, opts, 1, 0))
+    value, grad = jax.jit(jax.value_and_grad(objective), static_argnums=(1, 3))(z, model, data, opts)
+    return float(value), float(grad["shared"]["g_dagger"])
+
+
+if __name__ == "__main__":
+    table, _ = bootstrap_case()
+    out = {"devices": jax.device_count(), "processes": jax.process_count()}
+    if jax.process_count() == 1:
+        cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
+        sharded = shard_catalog(cat)
+        out["catalog_sharding"] = str(sharded.R.sharding)
+        out["joint"] = joint_case(sharded)
+    if jax.process_index() == 0:
+        table.to_csv(sys.argv[1], index=False)
+        print(json.dumps(out))

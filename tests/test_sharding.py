@@ -1,0 +1,89 @@
+"""The same sweep on 1 device, on 4 (forced host devices) and across 2 processes (jax.distributed, gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxcoh.sharding import shard_catalog
+
+sys.path.insert(0, str(Path(__file__).parent))
+import sharded_sweep  # noqa: E402
+
+SCRIPT = Path(__file__).parent / "sharded_sweep.py"
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The single-device answers, in this process."""
+    assert jax.device_count() == 1
+    table, _ = sharded_sweep.bootstrap_case()
+    import jaxcoh
+
+    c = sharded_sweep.CASE
+    joint = sharded_sweep.joint_case(jaxcoh.mock_catalog(c["n"], seed=c["seed"], n_max=c["n_max"]))
+    return table, joint
+
+
+def _env(**extra):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame):
+    assert list(got.columns) == list(want.columns)
+    assert (got["status"] == want["status"]).all()
+    num = want.select_dtypes("number").columns
+    np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=0)
+
+
+def test_four_host_devices_match_one(tmp_path, reference):
+    out = tmp_path / "four.csv"
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out)], capture_output=True, text=True, timeout=300,
+                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["devices"] == 4
+    assert "galaxies" in info["catalog_sharding"]
+    _assert_same_table(pd.read_csv(out), reference[0])
+    np.testing.assert_allclose(info["joint"], reference[1], rtol=1e-10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path, reference):
+    out = tmp_path / "two.csv"
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, str(SCRIPT), str(out), port, str(i), "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_env()) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    info = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert info == {"devices": 2, "processes": 2}
+    _assert_same_table(pd.read_csv(out), reference[0])
+
+
+def test_shard_catalog_pads_to_device_multiple():
+    import jaxcoh
+
+    cat = jaxcoh.mock_catalog(5, seed=1, n_max=8)
+    sharded = shard_catalog(cat)
+    assert sharded.n_galaxies % jax.device_count() == 0
+    assert sharded.n_points == cat.n_points

@@ -1,0 +1,103 @@
+"""Bootstrap, grids, profiles and multi-start: values against independent computations, and resumable chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxcoh
+from jaxcoh.fitting import fit_data, fit_model
+from jaxcoh.sweeps import (bootstrap, bootstrap_weights, grid_points, hyperparameter_grid, multistart, profile,
+                           run_chunked)
+
+
+@pytest.fixture(scope="module")
+def mock_fm():
+    cat = jaxcoh.mock_catalog(40, seed=4, n_max=16)
+    return cat, jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc")
+
+
+def test_bootstrap_weights_are_resampling_counts(mock_fm):
+    _, fm = mock_fm
+    w = np.asarray(bootstrap_weights(fm.in_sample, np.arange(50), seed=3))
+    n = int(np.sum(fm.in_sample))
+    assert np.all(w.sum(axis=1) == n)
+    assert np.all(w[:, ~np.asarray(fm.in_sample)] == 0)
+    # Replicate b does not depend on which other replicates are drawn with it (chunks, devices).
+    np.testing.assert_array_equal(np.asarray(bootstrap_weights(fm.in_sample, np.arange(7, 9), seed=3)), w[7:9])
+    # Counts follow Binomial(n, 1/n): mean 1, variance (1 - 1/n).
+    live = w[:, np.asarray(fm.in_sample)]
+    assert abs(live.mean() - 1) < 1e-12 and abs(live.var() - (1 - 1 / n)) < 0.15
+
+
+def test_bootstrap_replicates_equal_individual_weighted_fits(mock_fm, tmp_path):
+    _, fm = mock_fm
+    table, summary = bootstrap("mass_coherence", fm, n_boot=6, chunk_size=4, n_starts=4, out=tmp_path)
+    assert len(table) == 6 and summary["kind"] == "bootstrap" and summary["axes"] == []
+    data = fit_data(fm)
+    w = np.asarray(bootstrap_weights(fm.in_sample, np.arange(6), seed=0))
+    for b in (0, 5):  # a replicate equals a plain weighted global fit with the same counts
+        one = fit_model("mass_coherence", data, weights=w[b], n_starts=64)
+        assert table.loc[b, "rms"] == pytest.approx(one.metrics["rms"], rel=1e-6)
+    assert set(summary["params"]) == {"K_max", "Psi0", "gamma", "f_R"}
+    q = summary["params"]["gamma"] if "gamma" in summary["params"] else None
+    if q is not None and summary["n_converged"] > 1:
+        assert q["interval_68"][0] <= q["median"] <= q["interval_68"][1]
+
+
+def test_resume_loads_finished_chunks_and_never_mixes_arguments(tmp_path):
+    calls = []
+
+    def compute(lo, hi):
+        calls.append((lo, hi))
+        return pd.DataFrame({"i": np.arange(lo, hi), "x": np.arange(lo, hi) ** 0.5})
+
+    first = run_chunked(10, 4, compute, out=tmp_path, key="aaa")
+    assert calls == [(0, 4), (4, 8), (8, 10)]
+    (tmp_path / "chunks" / "aaa-00001.csv").unlink()  # as if interrupted before the second chunk was written
+    calls.clear()
+    again = run_chunked(10, 4, compute, out=tmp_path, key="aaa")
+    assert calls == [(4, 8)]
+    pd.testing.assert_frame_equal(first, again)  # floats round-trip exactly
+    calls.clear()
+    run_chunked(10, 4, compute, out=tmp_path, key="bbb")
+    assert len(calls) == 3 and not list((tmp_path / "chunks").glob("aaa-*"))
+    assert not list((tmp_path / "chunks").glob("*.tmp"))
+
+
+def test_grid_point_equals_fresh_derivation_and_fit(mock_fm):
+    cat, _ = mock_fm
+    axes = {"ell0": [3.0, 5.0], "A0": [0.774, 1.5]}
+    pts = grid_points(axes)
+    assert list(zip(pts["ell0"], pts["A0"], strict=True)) == [(3, 0.774), (3, 1.5), (5, 0.774), (5, 1.5)]
+    table, summary = hyperparameter_grid("power_law_sigma", cat, axes, recipe="sparc", n_starts=8, chunk_size=3)
+    assert summary["axes"] == ["ell0", "A0"] and len(table) == 4
+    for i in (1, 2):
+        h = jaxcoh.Hyperparameters(ell0=float(table.ell0[i]), A0=float(table.A0[i]))
+        one = fit_model("power_law_sigma", jaxcoh.derive_f_missing(h, cat, "sparc"), n_starts=64)
+        assert table.loc[i, "rms"] == pytest.approx(one.metrics["rms"], rel=1e-6)
+        assert table.loc[i, "n"] == one.metrics["n"]
+    with pytest.raises(KeyError, match="unknown grid axes"):
+        grid_points({"ell": [1.0]})
+
+
+def test_profile_minimum_is_the_global_fit(mock_fm):
+    _, fm = mock_fm
+    best = fit_model("power_law", fm, n_starts=64)
+    beta = best.params["beta"]  # interior on this mock (alpha sits at its bound)
+    values = np.linspace(beta * 0.5, beta * 1.5, 11)  # the middle value is the best fit's beta
+    table, summary = profile("power_law", fm, "beta", values, n_starts=8)
+    assert table["loss"].idxmin() == 5
+    assert table.loc[5, "loss"] == pytest.approx(best.loss, rel=1e-8)
+    assert np.all(np.diff(table["loss"][:6]) < 0) and np.all(np.diff(table["loss"][5:]) > 0)
+    lo, hi = summary["interval_68_on_grid"]
+    assert lo <= beta <= hi
+
+
+def test_multistart_rows_are_every_start(mock_fm):
+    _, fm = mock_fm
+    table, summary = multistart("power_law_sigma", fm, n_starts=16)
+    assert len(table) == 16 and "A_start" in table.columns
+    assert summary["n_at_best"] >= 1
+    assert table["loss"].min() == pytest.approx(fit_model("power_law_sigma", fm, n_starts=16).loss, rel=1e-10)
