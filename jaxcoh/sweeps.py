@@ -39,12 +39,16 @@ from .solvers import SolverOptions, Status, solve
 log = logging.getLogger("jaxcoh")
 
 KINDS = ("bootstrap", "grid", "profile", "multistart")
+TABLE_FORMAT = 2  # bump when the columns of a chunk change: chunks of another format are not reused
 
 
 # ---- chunked, resumable execution ----------------------------------------------------------------------------------
 def sweep_key(arguments: Mapping[str, Any]) -> str:
     """A hash of everything that determines a sweep's rows (chunks of another sweep are never reused)."""
-    return hashlib.sha256(json.dumps(to_jsonable(arguments), sort_keys=True).encode()).hexdigest()[:16]
+    from . import __version__
+
+    keyed = {**arguments, "table_format": TABLE_FORMAT, "jaxcoh": __version__}
+    return hashlib.sha256(json.dumps(to_jsonable(keyed), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_chunked(
@@ -95,23 +99,27 @@ def _trim(tree, n: int):
 def _rows(model: Model, inputs: Mapping[str, np.ndarray], values: Mapping[str, Array], best, metrics) -> pd.DataFrame:
     cols = {k: np.asarray(v) for k, v in inputs.items()}
     cols.update({k: np.asarray(values[k]) for k in model.parameters.names})
+    for k, f in model.derived.items():  # the combinations the data constrain (degenerate parameters)
+        cols[k] = np.asarray(jax.vmap(f)({p: jnp.asarray(values[p]) for p in model.parameters.names}))
     cols.update(loss=np.asarray(best.loss), rms=np.asarray(metrics["rms"]), r=np.asarray(metrics["r"]),
                 n=np.asarray(metrics["n"]), n_iter=np.asarray(best.n_iter),
                 status=[Status(int(s)).name for s in np.asarray(best.status)])
+    if "F_mean" in metrics:  # grids: F_missing itself changes with the hyperparameters (it scales as 1/A0)
+        cols["rms_rel"] = cols["rms"] / np.asarray(metrics["F_mean"])
     return pd.DataFrame(cols)
 
 
 def summarize(table: pd.DataFrame, params: Sequence[str]) -> dict:
     """Per parameter: median, mean, std and the 68% and 95% central intervals over converged rows."""
     ok = table[table["status"] == "CONVERGED"]
-    out = {"n_rows": len(table), "n_converged": len(ok), "params": {}}
+    out = {"n_rows": len(table), "n_converged": len(ok), "intervals": {}}
     for p in params:
         v = ok[p].to_numpy(float)
         v = v[np.isfinite(v)]
         if v.size == 0:
             continue
         q = np.percentile(v, [2.5, 16, 50, 84, 97.5])
-        out["params"][p] = {"median": q[2], "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+        out["intervals"][p] = {"median": q[2], "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
                             "interval_68": [q[1], q[3]], "interval_95": [q[0], q[4]]}
     return out
 
@@ -177,7 +185,8 @@ def bootstrap(
     table = run_chunked(n_boot, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
     summary = {"kind": "bootstrap", "model": model.name, "params": list(model.parameters.names), "axes": [],
                "full_sample_fit": full.params, "full_sample_rms": full.metrics["rms"],
-               **summarize(table, model.parameters.names), "arguments": args}
+               "derived": list(model.derived), **summarize(table, [*model.parameters.names, *model.derived]),
+               "arguments": args}
     return table, summary
 
 
@@ -213,7 +222,9 @@ def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, co
                                        residual_fn=lambda zz, d: _residuals(model, zz, d)))(z0)
         _, best = best_of_starts(res)
         values = model.parameters.to_values(best.z)
-        return values, best, evaluate(model, values, data)
+        metrics = evaluate(model, values, data)
+        metrics["F_mean"] = jnp.sum(jnp.where(data.sample, data.target, 0.0)) / jnp.maximum(jnp.sum(data.sample), 1)
+        return values, best, metrics
 
     return jax.vmap(one)(columns)
 
@@ -240,7 +251,10 @@ def hyperparameter_grid(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """For every point of the grid ``axes`` (derivation hyperparameters), re-derive F_missing on ``catalog`` and
-    refit ``model`` from ``n_starts`` starts; one row per grid point (the sample size ``n`` varies with it)."""
+    refit ``model`` from ``n_starts`` starts; one row per grid point (the sample size ``n`` varies with it).
+
+    ``rms`` is in units of that point's F_missing, which scales as 1/A0; compare points by ``rms_rel``
+    (RMS / mean F_missing) or ``r``. The summary's best row is the lowest ``rms_rel``."""
     model = get_model(model)
     pts = grid_points(axes)
     names = tuple(pts)
@@ -259,7 +273,7 @@ def hyperparameter_grid(
         return _rows(model, {k: pts[k][lo:hi] for k in names}, *out)
 
     table = run_chunked(n, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
-    i = int(table["rms"].idxmin())
+    i = int(table["rms_rel"].idxmin())  # plain RMS is in units of each point's own F_missing
     summary = {"kind": "grid", "model": model.name, "params": list(model.parameters.names), "axes": list(names),
                "n_rows": n, "best": table.iloc[i].to_dict(), "arguments": args}
     return table, summary
