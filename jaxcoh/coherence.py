@@ -98,7 +98,7 @@ def exposure_factor(tau_coh: Array, g_bar: Array, R: Array) -> Array:
 
 def burr_xii_window(R: Array, ell0: Array, p: Array, n_coh: Array) -> Array:
     """Step 10: the Burr-XII radial window ``C(R) = clip(1 - (1 + (R/ell0)^p)^(-n_coh), 0, 1)``."""
-    return jnp.clip(1.0 - (1.0 + safe_pow(R / ell0, p)) ** (-n_coh), 0.0, 1.0)
+    return jnp.clip(1.0 - jnp.exp(-n_coh * jnp.log1p(safe_pow(R / ell0, p))), 0.0, 1.0)  # exp/log: see safe_pow
 
 
 def required_enhancement(V_obs: Array, V_bar: Array) -> Array:

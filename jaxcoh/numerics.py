@@ -14,11 +14,12 @@ from jax import Array
 def safe_pow(x: Array, p: Array) -> Array:
     """``x**p`` for ``x >= 0``, with ``0**p = 0`` and finite gradients in both ``x`` and ``p`` at ``x = 0``.
 
-    The gradient in ``p`` is ``x**p log x``, which is NaN at ``x = 0`` without the substitution.
+    The gradient in ``p`` is ``x**p log x``, which is NaN at ``x = 0`` without the substitution. Written as
+    ``exp(p log x)``: XLA's CPU ``pow`` is not vectorised and was measured ~3.5x slower than ``exp`` and ``log``.
     """
     pos = x > 0
     xs = jnp.where(pos, x, 1.0)
-    return jnp.where(pos, xs**p, 0.0)
+    return jnp.where(pos, jnp.exp(p * jnp.log(xs)), 0.0)
 
 
 def safe_sqrt(x: Array) -> Array:

@@ -1,0 +1,334 @@
+"""The benchmarks B1-B5: jaxcoh beside the seed-style baselines (``benchmarks/baselines``) in the same run.
+
+Every jaxcoh timing separates compilation (the first call, minus one warm run) from the warm run time (median over
+repeats, results blocked on). Baselines that would take minutes or hours at full size are timed on a stated subset
+and extrapolated linearly (their cost is a loop of identical, independent fits); the JSON says so where it happens.
+Run with ``jaxcoh bench [--quick]`` or ``python -m benchmarks.suite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.baselines import bootstrap as bl_bootstrap  # noqa: E402
+from benchmarks.baselines import grid as bl_grid  # noqa: E402
+from benchmarks.baselines import joint_map as bl_joint  # noqa: E402
+from benchmarks.baselines import kernel as bl_kernel  # noqa: E402
+from benchmarks.baselines import seed_pipeline as bl_seed  # noqa: E402
+
+TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0}
+
+
+def block(x):
+    return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+    """``(first_call_s, median_warm_s, result)``; compile time is ``first - warm``."""
+    t0 = time.perf_counter()
+    out = block(fn())
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = block(fn())
+        runs.append(time.perf_counter() - t0)
+    return first, statistics.median(runs), out
+
+
+def wall(fn: Callable[[], object], repeats: int = 1) -> tuple[float, object]:
+    runs, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs), out
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far [GiB] (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def result(baseline_s, jaxcoh_s, compile_s, target, **details) -> dict:
+    ratio = baseline_s / jaxcoh_s if jaxcoh_s > 0 else float("inf")
+    return {"baseline_s": baseline_s, "jaxcoh_s": jaxcoh_s, "compile_s": compile_s, "ratio": ratio,
+            "target": target, "met": bool(ratio >= target), **details}
+
+
+# ---- B1: the seed's table end to end ---------------------------------------------------------------------------------
+B1_SCRIPT = """
+import sys, time, json
+t0 = time.perf_counter()
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_compilation_cache_dir", sys.argv[2])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+sys.path.insert(0, sys.argv[3])
+from benchmarks.suite import b1_jaxcoh
+b1_jaxcoh(sys.argv[1])
+print(json.dumps({"process_s": time.perf_counter() - t0}))
+"""
+
+
+def b1_jaxcoh(sparc_dir: str) -> dict:
+    """Load, derive and fit the four models (the same work as the baseline: best fits, no errors, no CV)."""
+    import jaxcoh
+    from jaxcoh.fitting import fit_data, solve_batch, best_of_starts, starts
+    from jaxcoh.models import get_model
+    from jaxcoh.solvers import SolverOptions
+
+    cat = jaxcoh.load_sparc(sparc_dir)
+    fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "legacy")
+    data = fit_data(fm)
+    w = jnp.ones_like(data.target)[None]
+    out = {}
+    for name in ("mass_coherence", "velocity_coherence", "power_law", "power_law_sigma"):
+        model = get_model(name)
+        z0 = starts(model, 32, 0, cat.dtype)
+        _, best = best_of_starts(solve_batch(model, "lm", SolverOptions(), z0, data, w))
+        out[name] = float(jnp.sqrt(best.loss[0] / jnp.sum(data.sample)))
+    return out
+
+
+def bench_b1(sparc_dir: str | None, repeats: int) -> dict:
+    if sparc_dir is None:
+        return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
+    base_s, base = wall(lambda: bl_seed.seed_table(sparc_dir), repeats)
+    first, warm, rms = timed(lambda: b1_jaxcoh(sparc_dir), repeats)
+    cache = tempfile.mkdtemp(prefix="jaxcoh-bench-cache-")
+    procs = []
+    for _ in range(2):  # first-ever process (empty cache), then a fresh process with the cache filled
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", B1_SCRIPT, sparc_dir, cache, str(ROOT)], capture_output=True,
+                           text=True, check=True)
+        procs.append({"wall_s": time.perf_counter() - t0, **json.loads(p.stdout.strip().splitlines()[-1])})
+    r = result(base_s, warm, first - warm, TARGETS["B1"], workload="load SPARC, derive F_missing, fit 4 models",
+               baseline="numpy loop + scipy DE (seed settings) / curve_fit",
+               jaxcoh_rms={k: round(v, 4) for k, v in rms.items()},
+               baseline_rms={k: round(v["rms"], 4) for k, v in base["models"].items()},
+               first_ever_process_s=procs[0]["wall_s"], cached_process_s=procs[1]["wall_s"],
+               cached_process_ratio=procs[1]["wall_s"] / base_s, cached_process_target=4.0)
+    r["cached_process_met"] = bool(procs[1]["wall_s"] < 4.0 * base_s)
+    return r
+
+
+# ---- B2: 1000 bootstrap refits ---------------------------------------------------------------------------------------
+def _sparc_or_mock_fm(sparc_dir):
+    import jaxcoh
+
+    cat = jaxcoh.load_sparc(sparc_dir) if sparc_dir else jaxcoh.mock_catalog(175, seed=0)
+    recipe = "legacy" if sparc_dir else "sparc"
+    return cat, jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, recipe), recipe
+
+
+def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) -> dict:
+    from jaxcoh.fitting import fit_data, fit_model, starts
+    from jaxcoh.models import get_model
+    from jaxcoh.solvers import SolverOptions
+    from jaxcoh.sweeps import _bootstrap_chunk
+
+    cat, fm, _ = _sparc_or_mock_fm(sparc_dir)
+    data = fit_data(fm)
+    model = get_model("mass_coherence")
+    full = fit_model(model, data, n_starts=64)
+    z0 = starts(model, 8, 0, cat.dtype, init=full.params)
+    reps = jnp.arange(n_boot)
+    first, warm, out = timed(lambda: _bootstrap_chunk(model, "lm", SolverOptions(), z0, data, reps, 0), repeats)
+    sample = np.asarray(data.sample)
+    F = np.asarray(data.target)[sample]
+    props = {k: np.asarray(getattr(fm.properties, k))[sample] for k in ("M_b", "R_d", "v_flat", "sigma_v")}
+    w = np.asarray(__import__("jaxcoh.sweeps", fromlist=["x"]).bootstrap_weights(data.sample, np.arange(n_baseline),
+                                                                                  0))[:, sample]
+    base_s, _ = wall(lambda: bl_bootstrap.bootstrap_de(F, props, weights=w.astype(float)))
+    per = base_s / n_baseline
+    converged = float(np.mean(np.asarray(out[1].status) == 0))
+    return result(per * n_boot, warm, first - warm, TARGETS["B2"], n_boot=n_boot,
+                  baseline=f"scipy DE (seed settings) in a loop, timed on {n_baseline} replicates, x{n_boot / n_baseline:g}",
+                  jaxcoh="vmapped LM, 8 starts per replicate, one jitted call", fraction_converged=converged,
+                  data="SPARC" if sparc_dir else "mock(175)")
+
+
+# ---- B3: hyperparameter grid ----------------------------------------------------------------------------------------
+def bench_b3(sparc_dir: str | None, per_axis: int, n_baseline: int, repeats: int) -> dict:
+    from jaxcoh.sweeps import hyperparameter_grid
+
+    cat, _, recipe = _sparc_or_mock_fm(sparc_dir)
+    axes = {"ell0": np.linspace(2, 10, per_axis), "A0": np.linspace(0.5, 1.5, per_axis),
+            "gamma_rough": np.linspace(0.05, 0.2, per_axis), "beta_sigma": np.linspace(1.0, 2.0, per_axis)}
+    n = per_axis**4
+    first, warm, (table, _) = timed(lambda: hyperparameter_grid("mass_coherence", cat, axes, recipe=recipe,
+                                                                n_starts=8, chunk_size=n), repeats)
+    if sparc_dir:
+        galaxies = bl_seed.load_sparc_loop(sparc_dir)
+        pts = bl_grid.product_grid(**{k: v.tolist() for k, v in axes.items()})
+        idx = np.linspace(0, n - 1, n_baseline).astype(int)
+        base_s, _ = wall(lambda: bl_grid.grid_de(galaxies, [pts[i] for i in idx]))
+        baseline_s = base_s / n_baseline * n
+    else:
+        return {"skipped": "the baseline reads SPARC files (--sparc or $JAXCOH_SPARC_DIR)"}
+    return result(baseline_s, warm, first - warm, TARGETS["B3"], n_points=n,
+                  baseline=f"numpy loop derivation + scipy DE per point, timed on {n_baseline} points, x{n / n_baseline:g}",
+                  jaxcoh="every point re-derived and refitted (8 starts, LM) in one jitted vmapped call",
+                  fraction_converged=float(np.mean(table["status"] == "CONVERGED")))
+
+
+# ---- B4: kernel loss and gradient at scale --------------------------------------------------------------------------
+def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
+    import jaxcoh
+    from jaxcoh.curves import UNIFIED_MULTIPLICATIVE as model
+    from jaxcoh.joint import JointOptions, joint_data, objective
+
+    opts = JointOptions(nuisance=False)
+    values = {p.name: float(p.init) for p in model.shared}
+    fields = bl_kernel.KERNEL_FIELDS
+    f = jax.jit(objective, static_argnums=(1, 3))
+    vg = jax.jit(jax.value_and_grad(objective), static_argnums=(1, 3))
+    rows = []
+    for g in sizes:
+        cat = jaxcoh.mock_catalog(g, seed=0, n_max=64, min_points=64, dtype=jnp.float32)
+        data = joint_data(cat)
+        z = {"shared": model.shared.to_unconstrained({k: jnp.asarray(v, jnp.float32) for k, v in values.items()}),
+             "local": {}}
+        arrays = {k: np.asarray(getattr(cat, k)) for k in fields}
+        np_s, np_val = wall(lambda: bl_kernel.unified_loss_numpy(values, arrays), repeats)
+        f_first, f_s, val = timed(lambda: f(z, model, data, opts), repeats)
+        g_first, g_s, _ = timed(lambda: vg(z, model, data, opts), repeats)
+        row = {"galaxies": g, "points": g * 64, "numpy_forward_s": np_s, "jaxcoh_forward_s": f_s,
+               "jaxcoh_value_grad_s": g_s, "compile_forward_s": f_first - f_s, "compile_value_grad_s": g_first - g_s,
+               "forward_ratio": np_s / f_s, "value_grad_ratio": np_s / g_s,
+               "ns_per_point_value_grad": g_s / (g * 64) * 1e9, "rel_diff_vs_numpy": abs(float(val) / np_val - 1),
+               "peak_rss_gib_so_far": peak_rss_gib()}
+        if g <= loop_galaxies:
+            loop_s, _ = wall(lambda: bl_kernel.unified_loss_loop(values, arrays), 1)
+            row["loop_s"] = loop_s
+            row["loop_ratio_value_grad"] = loop_s / g_s
+        rows.append(row)
+        del cat, data, arrays
+    last = rows[-1]
+    out = result(last["numpy_forward_s"], last["jaxcoh_forward_s"], last["compile_forward_s"], TARGETS["B4"],
+                 dtype="float32", sizes=rows, baseline="numpy vectorised forward pass (and a per-galaxy loop)",
+                 value_grad_ratio=last["value_grad_ratio"], value_grad_target=2.0,
+                 value_grad_met=bool(last["value_grad_ratio"] >= 2.0))
+    looped = [r for r in rows if "loop_ratio_value_grad" in r]
+    if looped:
+        out["loop_ratio"] = looped[-1]["loop_ratio_value_grad"]
+        out["loop_target"] = 1000.0
+        out["loop_met"] = bool(out["loop_ratio"] >= 1000.0)
+    ns = [r["ns_per_point_value_grad"] for r in rows]
+    out["cost_per_point_ns"] = ns
+    out["peak_rss_gib"] = peak_rss_gib()
+    return out
+
+
+# ---- B5: joint MAP fit with nuisance --------------------------------------------------------------------------------
+def bench_b5(sparc_dir: str | None, dense_baseline: bool, repeats: int) -> dict:
+    import jaxcoh
+    from jaxcoh.compare import apply_cuts
+    from jaxcoh.joint import fit_curves
+
+    if sparc_dir is None:
+        return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
+    cat, _ = apply_cuts(jaxcoh.load_sparc(sparc_dir), "none")
+    first, warm, fit = timed(lambda: fit_curves("rar", cat, n_starts=1, errors=False), repeats)
+    arrays = {k: np.asarray(getattr(cat, k)) for k in bl_joint.JOINT_FIELDS}
+    sparse_s, sparse = wall(lambda: bl_joint.joint_map_rar(arrays, sparse_jacobian=True))
+    details = {"n_params": fit.n_params, "jaxcoh_objective": fit.objective, "jaxcoh_status": fit.status,
+               "sparse_baseline_s": sparse_s, "sparse_baseline_cost": sparse["cost"],
+               "ratio_vs_sparse_baseline": sparse_s / warm,
+               "jaxcoh": "L-BFGS then block-arrowhead Levenberg-Marquardt (RAR, 4 nuisance values per galaxy)"}
+    if dense_baseline:
+        base_s, dense = wall(lambda: bl_joint.joint_map_rar(arrays))
+        details.update(baseline="scipy least_squares, dense 2-point finite-difference Jacobian",
+                       baseline_cost=dense["cost"])
+    else:
+        base_s = sparse_s
+        details["baseline"] = "scipy least_squares with a sparse finite-difference Jacobian (quick mode)"
+    return result(base_s, warm, first - warm, TARGETS["B5"], **details)
+
+
+# ---- the suite ------------------------------------------------------------------------------------------------------
+QUICK = dict(repeats=2, b2=(200, 5), b3=(3, 3), b4=[1000, 10000], b4_loop=1000, b5_dense=False)
+FULL = dict(repeats=5, b2=(1000, 40), b3=(8, 16), b4=[1000, 10000, 100000, 1000000], b4_loop=1000, b5_dense=True)
+
+
+def machine() -> dict:
+    import jaxcoh
+    import optax
+    import scipy
+
+    dev = jax.devices()[0]
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), "jax_backend": jax.default_backend(),
+            "device": getattr(dev, "device_kind", str(dev)), "device_count": jax.device_count(),
+            "versions": {"jaxcoh": jaxcoh.__version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__,
+                         "optax": optax.__version__, "numpy": np.__version__, "scipy": scipy.__version__}}
+
+
+def run_suite(sparc_dir: str | None, quick: bool, only: list[str] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    cfg = QUICK if quick else FULL
+    jax.config.update("jax_enable_x64", True)
+    r = cfg["repeats"]
+    jobs = {
+        "B1": lambda: bench_b1(sparc_dir, r),
+        "B2": lambda: bench_b2(sparc_dir, *cfg["b2"], r),
+        "B3": lambda: bench_b3(sparc_dir, *cfg["b3"], max(r // 2, 1)),
+        "B4": lambda: bench_b4(cfg["b4"], r, cfg["b4_loop"]),
+        "B5": lambda: bench_b5(sparc_dir, cfg["b5_dense"], max(r // 2, 1)),
+    }
+    out = {"machine": machine(), "mode": "quick" if quick else "full", "data": "SPARC" if sparc_dir else "mock",
+           "dtype": "float64 (B4: float32)", "benchmarks": {}}
+    for name, job in jobs.items():
+        if only and name not in only:
+            continue
+        t0 = time.perf_counter()
+        out["benchmarks"][name] = job()
+        out["benchmarks"][name]["total_wall_s"] = time.perf_counter() - t0
+        if progress is not None:
+            progress(name)
+    return out
+
+
+def format_results(res: dict) -> str:
+    lines = [f"{'id':<4}{'baseline s':>12}{'jaxcoh s':>11}{'compile s':>11}{'ratio':>10}{'target':>8}  met"]
+    for k, b in res["benchmarks"].items():
+        if "skipped" in b:
+            lines.append(f"{k:<4}  skipped: {b['skipped']}")
+            continue
+        lines.append(f"{k:<4}{b['baseline_s']:>12.4g}{b['jaxcoh_s']:>11.4g}{b['compile_s']:>11.3g}"
+                     f"{b['ratio']:>10.3g}{b['target']:>8g}  {'yes' if b['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sparc", default=os.environ.get("JAXCOH_SPARC_DIR"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="results/bench")
+    a = ap.parse_args()
+    res = run_suite(a.sparc, a.quick)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (Path(a.out) / "bench.json").write_text(json.dumps(res, indent=2, default=float))
+    print(format_results(res))
