@@ -80,5 +80,5 @@ register(Command(
     examples="examples:\n  jaxcoh fit --sparc ../shared/data/sparc --model rar\n"
              "  jaxcoh fit --sparc DIR --model unified_multiplicative --fix ell0=5,p=0.757,n_coh=0.5\n"
              "  jaxcoh fit --model nfw --loss huber --solver lbfgs --max-iter 5000   # on the mock catalog",
-    options=OPTIONS, run=run,
+    options=OPTIONS, run=run, validate=parse_fixed,
 ))
