@@ -215,6 +215,7 @@ DEFAULT_SOLVER_OPTIONS = {
     "lm": SolverOptions(max_iter=300, ftol=1e-12, gtol=1e-9),
     "block_lm": SolverOptions(max_iter=300, ftol=1e-12, gtol=1e-9),
     "lbfgs": SolverOptions(max_iter=3000, ftol=1e-13, gtol=1e-7),
+    "lbfgs_stage": SolverOptions(max_iter=600, ftol=1e-13, gtol=1e-7),  # before block_lm: through the nonlinear phase
     "adam": SolverOptions(max_iter=5000, learning_rate=0.02),
 }
 LM_MAX_RESIDUALS = 2**26  # the block Jacobian [g, n + k, kinds] must fit in memory; L-BFGS beyond
@@ -299,7 +300,9 @@ def fit_curves(
     if solver == "auto":
         solver = choose_solver(model, data, options)
     if solver_options is None:
-        solver_options = tuple(DEFAULT_SOLVER_OPTIONS[name] for name in solver.split("+"))
+        stages = solver.split("+")
+        solver_options = tuple(DEFAULT_SOLVER_OPTIONS["lbfgs_stage" if name == "lbfgs" and i < len(stages) - 1
+                                                      else name] for i, name in enumerate(stages))
     elif isinstance(solver_options, SolverOptions):
         solver_options = (solver_options,) * len(solver.split("+"))
     z0 = initial_z(model, data, options, n_starts, seed)

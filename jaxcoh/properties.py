@@ -56,7 +56,14 @@ def baryonic_speed_squared(cat: Catalog, upsilon_disk: Array | float = UPSILON_D
     """
     ud = jnp.asarray(upsilon_disk)[..., None] if jnp.ndim(upsilon_disk) else upsilon_disk
     ub = jnp.asarray(upsilon_bulge)[..., None] if jnp.ndim(upsilon_bulge) else upsilon_bulge
-    return cat.V_gas * jnp.abs(cat.V_gas) + ud * cat.V_disk**2 + ub * cat.V_bul**2
+    V_gas, V_disk, V_bul = _real_components(cat)
+    return V_gas * jnp.abs(V_gas) + ud * V_disk**2 + ub * V_bul**2
+
+
+def _real_components(cat: Catalog) -> tuple[Array, Array, Array]:
+    """``V_gas, V_disk, V_bul [g, n]`` with padded points zeroed before any arithmetic."""
+    # Padding may hold anything (NaN): 0 * NaN cotangents through it made the gradient in Upsilon NaN.
+    return tuple(jnp.where(cat.mask, v, 0.0) for v in (cat.V_gas, cat.V_disk, cat.V_bul))
 
 
 def curve_flat_speed(V_obs: Array, mask: Array) -> Array:
@@ -78,7 +85,8 @@ def last_radius(R: Array, mask: Array) -> Array:
 def legacy_properties(cat: Catalog) -> GalaxyProperties:
     """The seed-compatible proxies (section 1), computed from the curves alone."""
     mask = cat.mask
-    V_bar = safe_sqrt(cat.V_gas**2 + cat.V_disk**2 + cat.V_bul**2)
+    V_gas, V_disk, V_bul = _real_components(cat)  # padding zeroed: a NaN there would poison the gradient
+    V_bar = safe_sqrt(V_gas**2 + V_disk**2 + V_bul**2)
     has = jnp.sum(mask, axis=1) >= LEGACY_MIN_POINTS
     v_flat = jnp.where(has, curve_flat_speed(cat.V_obs, mask), jnp.nan)
     R_last = jnp.where(has, last_radius(cat.R, mask), jnp.nan)
