@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ from .parameters import ParameterSpec
 from .uncertainty import ErrorAnalysis, hessian_errors
 
 LOSSES = ("chi2", "student_t", "huber")
+log = logging.getLogger("jaxcoh")
 
 
 class JointOptions(NamedTuple):
@@ -313,6 +315,13 @@ def fit_curves(
         z = jax.tree_util.tree_map(lambda a: a[0], z0)
         raise FloatingPointError(f"{model.name}: the objective was not finite from any of {len(loss)} starts; "
                                  + "; ".join(diagnose(model, z, data, options) or ["the solver diverged"]))
+    status = np.asarray(res.status)
+    if np.any(status == Status.NONFINITE):
+        j = int(np.nonzero(status == Status.NONFINITE)[0][0])
+        zj = jax.tree_util.tree_map(lambda a: a[j], z0)
+        log.warning(f"{model.name}: {int(np.sum(status == Status.NONFINITE))} of {len(status)} starts hit a non-finite "
+                    f"objective (the others are used); at start {j}: "
+                    + "; ".join(diagnose(model, zj, data, options) or ["finite at the start: diverged on the way"]))
     i = int(np.argmin(loss))
     best = jax.tree_util.tree_map(lambda a: a[i], res)
     ev = jax.jit(evaluate, static_argnums=(0, 3))(model, best.z, data, options)

@@ -190,3 +190,19 @@ def test_standard_cuts_and_rar_on_sparc(sparc_catalog):
     # fixed-Upsilon 0.13 dex.
     assert 0.03 < rar["rar_scatter_dex"] < 0.08
     assert rar["published"]["rar_scatter_dex"] == 0.13
+
+
+def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
+    """A zero error bar at one real point makes that galaxy's chi^2 infinite: the error names it and its parameters."""
+    import dataclasses
+
+    e = np.asarray(small_mock.e_V_obs).copy()
+    e[3, 0] = 0.0
+    bad = dataclasses.replace(small_mock, e_V_obs=jnp.asarray(e))
+    name = bad.names[3]
+    with pytest.raises(FloatingPointError) as info:
+        fit_curves("rar", bad, n_starts=1, solver="block_lm", errors=False)
+    msg = str(info.value)
+    assert f"objective not finite for galaxy {name}" in msg
+    assert f"distance[{name}]" in msg and "g_dagger" in msg
+    assert bad.names[2] not in msg  # the other galaxies are not blamed
