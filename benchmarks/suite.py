@@ -320,6 +320,51 @@ def format_results(res: dict) -> str:
     return "\n".join(lines)
 
 
+def results_markdown(res: dict, command: str) -> str:
+    """``benchmarks/RESULTS.md``: the table of a run, the command that made it, the machine, the details."""
+    m = res["machine"]
+    lines = ["# Benchmark results", "",
+             f"Made by `{command}` ({res['mode']} mode, data: {res['data']}, {res['dtype']}).", "",
+             f"Machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}; JAX backend {m['jax_backend']} "
+             f"({m['device']} x{m['device_count']}); versions " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+             "", "| id | workload | baseline s | jaxcoh s (warm) | compile s | ratio | target | met |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    names = {"B1": "seed's table end to end", "B2": "1000 bootstrap refits", "B3": "4096-point hyperparameter grid",
+             "B4": "kernel loss, 10^3..10^6 galaxies x 64 points", "B5": "joint MAP fit with nuisance (SPARC)"}
+    for k, b in res["benchmarks"].items():
+        if "skipped" in b:
+            lines.append(f"| {k} | {names[k]} | skipped: {b['skipped']} | | | | | |")
+            continue
+        label = {"B2": f"{b.get('n_boot')} bootstrap refits", "B3": f"{b.get('n_points')}-point hyperparameter grid"}
+        lines.append(f"| {k} | {label.get(k, names[k])} | {b['baseline_s']:.4g} | {b['jaxcoh_s']:.4g} | {b['compile_s']:.3g} | "
+                     f"{b['ratio']:.3g}x | {b['target']:g}x | {'yes' if b['met'] else 'no'} |")
+    lines += ["", "Baselines and how each ratio is formed:", ""]
+    for k, b in res["benchmarks"].items():
+        if "skipped" not in b:
+            lines.append(f"- {k}: baseline {b.get('baseline')}; jaxcoh {b.get('jaxcoh', 'jitted, vmapped')}.")
+    b1 = res["benchmarks"].get("B1", {})
+    if "cached_process_s" in b1:
+        lines.append(f"- B1 in fresh processes: first-ever run {b1['first_ever_process_s']:.2f} s; with JAX's persistent "
+                     f"compilation cache filled {b1['cached_process_s']:.2f} s = {b1['cached_process_ratio']:.2f}x the "
+                     f"baseline (target under 4x: {'met' if b1['cached_process_met'] else 'not met'}).")
+    b4 = res["benchmarks"].get("B4", {})
+    if "sizes" in b4:
+        lines += ["", "B4 by size (float32; numpy forward vs jaxcoh forward and value+gradient):", "",
+                  "| galaxies | points | numpy fwd s | jaxcoh fwd s | jaxcoh value+grad s | fwd ratio | "
+                  "value+grad ratio | ns/point (value+grad) | loop ratio | peak RSS GiB |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in b4["sizes"]:
+            loop = f"{r['loop_ratio_value_grad']:.0f}x" if "loop_ratio_value_grad" in r else ""
+            lines.append(f"| {r['galaxies']} | {r['points']} | {r['numpy_forward_s']:.4g} | {r['jaxcoh_forward_s']:.4g} | "
+                         f"{r['jaxcoh_value_grad_s']:.4g} | {r['forward_ratio']:.2f}x | {r['value_grad_ratio']:.2f}x | "
+                         f"{r['ns_per_point_value_grad']:.1f} | {loop} | {r['peak_rss_gib_so_far']:.2f} |")
+    b5 = res["benchmarks"].get("B5", {})
+    if "sparse_baseline_s" in b5:
+        lines.append(f"\nB5 against a stronger baseline (scipy least_squares with a sparse finite-difference Jacobian): "
+                     f"{b5['sparse_baseline_s']:.3g} s, ratio {b5['ratio_vs_sparse_baseline']:.2f}x.")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -327,7 +372,12 @@ if __name__ == "__main__":
     ap.add_argument("--sparc", default=os.environ.get("JAXCOH_SPARC_DIR"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--markdown", metavar="BENCH_JSON", help="print RESULTS.md for an existing bench.json and exit")
+    ap.add_argument("--command", default="jaxcoh bench --sparc ../shared/data/sparc --out results/bench")
     a = ap.parse_args()
+    if a.markdown:
+        print(results_markdown(json.loads(Path(a.markdown).read_text()), a.command), end="")
+        sys.exit(0)
     res = run_suite(a.sparc, a.quick)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "bench.json").write_text(json.dumps(res, indent=2, default=float))
