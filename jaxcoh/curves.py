@@ -109,7 +109,8 @@ def baryonic_acceleration_si(V_bar2: Array, R: Array) -> Array:
 
 
 def rar_speed2(shared, local, x: CurveInputs) -> Array:
-    return x.V_bar2 * rar_interpolation(baryonic_acceleration_si(x.V_bar2, x.R), shared["g_dagger"])
+    R = jnp.where(x.mask, x.R, 1.0)  # padding may hold R = 0: masked before the division, not after
+    return x.V_bar2 * rar_interpolation(baryonic_acceleration_si(x.V_bar2, R), shared["g_dagger"])
 
 
 def nfw_speed2_halo(R: Array, V200: Array, c200: Array) -> Array:

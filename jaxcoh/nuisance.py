@@ -21,7 +21,10 @@ from .constants import UPSILON_BULGE, UPSILON_DISK
 from .parameters import Parameter, ParameterSpec
 
 UPSILON_SCATTER_DEX = 0.1
-INCLINATION_RANGE = (1.0, 90.0)  # degrees: the bijection keeps sin(i) > 0
+# degrees: sin(i) > 0 throughout, and i = 90 (tabulated for 11 SPARC galaxies) lies inside, where the bijection is
+# alive (at a bound its derivative vanishes and the fit could never move those inclinations); i and 180 - i are the
+# same disk seen from the other side.
+INCLINATION_RANGE = (1.0, 179.0)
 
 NUISANCE = ParameterSpec([
     Parameter("upsilon_disk", UPSILON_DISK, 0.0, math.inf, scale="log", unit="Msun/Lsun", per_galaxy=True,
@@ -67,14 +70,18 @@ def apply_nuisance(cat: Catalog, nu: Nuisance) -> Catalog:
     d = nu.distance / cat.distance
     s = jnp.sin(jnp.deg2rad(cat.inclination)) / jnp.sin(jnp.deg2rad(nu.inclination))
     sd = jnp.sqrt(d)[:, None]
+
+    def real(x, pad):  # padding may hold anything (NaN): zero cotangents times NaN would poison D and i gradients
+        return jnp.where(cat.mask, x, pad)
+
     return dataclasses.replace(
         cat,
-        R=cat.R * d[:, None],
-        V_obs=cat.V_obs * s[:, None],
-        e_V_obs=cat.e_V_obs * s[:, None],
-        V_gas=cat.V_gas * sd,
-        V_disk=cat.V_disk * sd,
-        V_bul=cat.V_bul * sd,
+        R=real(cat.R, 1.0) * d[:, None],
+        V_obs=real(cat.V_obs, 0.0) * s[:, None],
+        e_V_obs=real(cat.e_V_obs, 1.0) * s[:, None],
+        V_gas=real(cat.V_gas, 0.0) * sd,
+        V_disk=real(cat.V_disk, 0.0) * sd,
+        V_bul=real(cat.V_bul, 0.0) * sd,
         distance=nu.distance,
         inclination=nu.inclination,
         L36=cat.L36 * d**2,

@@ -56,13 +56,12 @@ def baryonic_speed_squared(cat: Catalog, upsilon_disk: Array | float = UPSILON_D
     """
     ud = jnp.asarray(upsilon_disk)[..., None] if jnp.ndim(upsilon_disk) else upsilon_disk
     ub = jnp.asarray(upsilon_bulge)[..., None] if jnp.ndim(upsilon_bulge) else upsilon_bulge
-    V_gas, V_disk, V_bul = _real_components(cat)
+    V_gas, V_disk, V_bul = _real_components(cat)  # padding zeroed: a NaN there would poison the gradient in Upsilon
     return V_gas * jnp.abs(V_gas) + ud * V_disk**2 + ub * V_bul**2
 
 
 def _real_components(cat: Catalog) -> tuple[Array, Array, Array]:
-    """``V_gas, V_disk, V_bul [g, n]`` with padded points zeroed before any arithmetic."""
-    # Padding may hold anything (NaN): 0 * NaN cotangents through it made the gradient in Upsilon NaN.
+    """``V_gas, V_disk, V_bul [g, n]`` zeroed at padding, which may hold NaN: ``0 * NaN`` cotangents made grads NaN."""
     return tuple(jnp.where(cat.mask, v, 0.0) for v in (cat.V_gas, cat.V_disk, cat.V_bul))
 
 

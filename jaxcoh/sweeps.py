@@ -154,6 +154,43 @@ def _bootstrap_chunk(model, solver, options, z0, data: FitData, replicates: Arra
     return values, best, metrics
 
 
+@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+def _bootstrap_continue(model, solver, options, z: dict, data: FitData, replicates: Array, seed: int):
+    """Resumes replicate ``b`` from its own ``z[b]`` (one start each): the second phase of :func:`bootstrap`."""
+    w = shard_leading(bootstrap_weights(data.sample, replicates, seed).astype(data.target.dtype))
+    res = jax.vmap(lambda zz, ww: solve(solver, zz, ww, options=options,
+                                        residual_fn=lambda z_, w_: _residuals(model, z_, data, w_)))(z, w)
+    values = jax.vmap(model.parameters.to_values)(res.z)
+    return values, res, jax.vmap(lambda v, ww: evaluate(model, v, data, ww))(values, w)
+
+
+FIRST_PHASE = 0.25  # of max_iter: most replicates converge by then; stragglers are finished by a second, smaller call
+
+
+def _two_phase(model, solver, options, z0, data, reps: np.ndarray, seed):
+    """Under ``vmap`` every lane waits for the slowest: run a short first phase on all replicates, then continue only
+    the unconverged ones (padded to a power of two, so the second call compiles for few shapes)."""
+    first = options._replace(max_iter=max(int(options.max_iter * FIRST_PHASE), 1))
+    values, best, metrics = gather(_bootstrap_chunk(model, solver, first, z0, data, jnp.asarray(reps), seed))
+    todo = np.nonzero(np.asarray(best.status) == Status.MAX_ITER)[0]
+    if todo.size == 0 or options.max_iter <= first.max_iter:
+        return values, best, metrics
+    n = padded_size(1 << int(np.ceil(np.log2(todo.size))))
+    idx = pad_rows(todo, n)
+    z = jax.tree_util.tree_map(lambda a: jnp.asarray(a[idx]), best.z)
+    rest = options._replace(max_iter=options.max_iter - first.max_iter)
+    v2, b2, m2 = gather(_bootstrap_continue(model, solver, rest, z, data, jnp.asarray(reps[idx]), seed))
+    b2 = b2._replace(n_iter=b2.n_iter + first.max_iter)
+
+    def merge(a, b):
+        a = np.array(a)
+        a[todo] = np.asarray(b)[: todo.size]
+        return a
+
+    return (jax.tree_util.tree_map(merge, values, v2), jax.tree_util.tree_map(merge, best, b2),
+            jax.tree_util.tree_map(merge, metrics, m2))
+
+
 def bootstrap(
     model: str | Model,
     fm: FMissing | FitData,
@@ -180,7 +217,7 @@ def bootstrap(
 
     def compute(lo, hi):
         reps = pad_rows(np.arange(lo, hi), padded_size(hi - lo))
-        out = _trim(gather(_bootstrap_chunk(model, solver, options, z0, data, jnp.asarray(reps), seed)), hi - lo)
+        out = _trim(_two_phase(model, solver, options, z0, data, reps, seed), hi - lo)
         return _rows(model, {"replicate": np.arange(lo, hi)}, *out)
 
     table = run_chunked(n_boot, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
@@ -230,10 +267,10 @@ def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, co
     return jax.vmap(one)(columns)
 
 
-def _residuals(model, z, data):
+def _residuals(model, z, data, weights=None):
     from .fitting import model_residuals
 
-    return model_residuals(model, model.parameters.to_values(z), data)
+    return model_residuals(model, model.parameters.to_values(z), data, weights)
 
 
 def hyperparameter_grid(
