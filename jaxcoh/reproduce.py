@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 import pandas as pd
 
 from .catalog import Catalog
@@ -33,8 +34,9 @@ def reproduce(
     solver: str = "lm",
     options: SolverOptions = SolverOptions(),
     progress: Callable[[str], None] | None = None,  # called with each model's name once it is done
-) -> tuple[dict, pd.DataFrame]:
-    """Runs the seed's comparison on ``catalog``; returns the ``reproduce.json`` content and the F_missing table."""
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Runs the seed's comparison on ``catalog``; returns the ``reproduce.json`` content, the F_missing table and the
+    predictions table (``galaxy, model, F_missing, F_pred``: every in-sample galaxy at each model's best fit)."""
     fm: FMissing = derive_f_missing(hyper, catalog, recipe)
     data = fit_data(fm)
     table = f_missing_table(fm, catalog)
@@ -51,6 +53,7 @@ def reproduce(
         "cv_design": {"n_folds": cv_folds, "n_repeats": cv_repeats, "seed": seed, "n_starts": max(n_starts // 4, 8)},
         "models": {},
     }
+    predictions = []
     for name in models:
         model = get_model(name)
         entry: dict = {"formula": model.formula}
@@ -61,6 +64,11 @@ def reproduce(
             entry["at_seed_params"] = {k: float(v) for k, v in at.items()}
         fit = fit_model(model, data, solver=solver, n_starts=n_starts, seed=seed, options=options)
         entry["fit"] = fit.to_dict()
+        F_pred = np.asarray(model.predict({k: jnp.asarray(v, catalog.dtype) for k, v in fit.params.items()}, data.x))
+        keep = np.asarray(data.sample)
+        predictions.append(pd.DataFrame({"galaxy": np.asarray(list(catalog.names), dtype=object)[keep],
+                                         "model": name, "F_missing": np.asarray(data.target)[keep],
+                                         "F_pred": F_pred[keep]}))
         if published is not None:
             entry["fit"]["rms_minus_seed_rms"] = fit.metrics["rms"] - entry["at_seed_params"]["rms"]
         cv = cross_validate(model, data, n_folds=cv_folds, n_repeats=cv_repeats, seed=seed,
@@ -69,7 +77,7 @@ def reproduce(
         out["models"][name] = entry
         if progress:
             progress(name)
-    return out, table
+    return out, table, pd.concat(predictions, ignore_index=True)
 
 
 def _fmt(x, digits: int = 3) -> str:

@@ -27,4 +27,4 @@ def register(cmd: Command) -> Command:
     return cmd
 
 
-from . import bench, compare, fit, info, reproduce, sweep  # noqa: E402,F401  (each module registers its command)
+from . import bench, compare, fit, info, plot, reproduce, sweep  # noqa: E402,F401  (each module registers its command)

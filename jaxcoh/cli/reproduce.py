@@ -48,7 +48,7 @@ def run(values: dict) -> int:
             bar.set_postfix_str(name)
             bar.update(1)
 
-        result, table = reproduce(
+        result, table, predictions = reproduce(
             cat, recipe=values["recipe"], models=models, n_starts=values["n_starts"], cv_folds=values["cv_folds"],
             cv_repeats=values["cv_repeats"], seed=values["seed"], solver=values["solver"],
             options=SolverOptions(max_iter=values["max_iter"]), progress=step)
@@ -56,10 +56,11 @@ def run(values: dict) -> int:
     if data["kind"] == "mock":
         result["note"] = "mock catalog: the seed's numbers refer to SPARC and are shown for the format only"
     out = write_run(values["out"], "reproduce", OPTIONS, values, dtype=result["dtype"], data=data,
-                    files={"reproduce.json": result, "f_missing.csv": table})
+                    files={"reproduce.json": result, "f_missing.csv": table,
+                           "predictions.csv": predictions})
     if not values["quiet"]:
         print(format_table(result))
-        print(f"\nwrote {out}/reproduce.json, {out}/f_missing.csv, config.toml and provenance.json")
+        print(f"\nwrote {out}/reproduce.json, f_missing.csv, predictions.csv, config.toml and provenance.json")
     return 0
 
 

@@ -1,0 +1,220 @@
+"""Every figure a result directory allows: which files it holds decides which plots are made.
+
+The files read, as the commands write them (extra columns and keys are ignored):
+
+- ``jaxcoh reproduce``: ``predictions.csv`` (``galaxy, model, F_missing, F_pred``) -> ``f_missing``; RMS and r in the
+  legends from ``reproduce.json`` (``models.NAME.fit/cv/seed.rms, .r``) when present.
+- ``jaxcoh compare`` or ``jaxcoh fit``: ``curves.csv`` (``galaxy, model, R_kpc, V_obs, e_V_obs, V_gas, V_disk, V_bul,
+  V_bar, V_model, g_bar, g_obs, g_model``) -> ``rotation_curves``, ``rar``, ``residuals``.
+- ``jaxcoh sweep``: ``sweep.json`` (``kind, model, params, axes``) and its table (``sweep.json``'s ``table``, else
+  ``sweep.parquet``, else ``sweep.csv``; columns: the axes, the parameters, ``loss, rms, r, status``) ->
+  ``sweep_heatmaps`` (grid: ``rms_rel`` mapped when present, else ``rms``), ``sweep_profile`` (profile: the values
+  in ``PARAM_fixed``, else ``PARAM``; ``delta_chi2`` and ``interval_68_on_grid`` drawn when present) or
+  ``sweep_corner`` (bootstrap, multistart: the ``params`` columns, rows with ``status`` CONVERGED).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._common import DEFAULT_DPI, ResultFormatError, require_matplotlib, save_figure
+from ._curves import CURVE_COLUMNS, plot_rar, plot_residuals, plot_rotation_curves, select_galaxies
+from ._fmissing import PREDICTION_COLUMNS, plot_f_missing
+from ._sweeps import SWEEP_COLUMNS, plot_corner, plot_profile, plot_sweep_heatmaps
+
+log = logging.getLogger("jaxcoh")
+
+PLOTS = ("f_missing", "rotation_curves", "rar", "residuals", "sweep_heatmaps", "sweep_profile", "sweep_corner")
+SWEEP_PLOT = {"grid": "sweep_heatmaps", "profile": "sweep_profile", "bootstrap": "sweep_corner",
+              "multistart": "sweep_corner"}
+LOOKED_FOR = ("predictions.csv (with reproduce.json) from jaxcoh reproduce; curves.csv from jaxcoh compare or "
+              "jaxcoh fit; sweep.json with sweep.parquet or sweep.csv from jaxcoh sweep")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultFormatError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ResultFormatError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise ResultFormatError(f"{path}: cannot be read as a table: {e}") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultFormatError(f"{path}: missing column(s) {', '.join(missing)} "
+                                f"(found: {', '.join(map(str, df.columns))})")
+    return df
+
+
+class _Plan:
+    """What a result directory holds: the inputs of each plot that can be made, the reason for each that cannot."""
+
+    def __init__(self, result_dir: Path):
+        self.dir = result_dir
+        self.inputs: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, str] = {}
+        self.other_kind: set[str] = set()  # the plots of the sweep kinds this directory is not
+        self._reproduce()
+        self._curves()
+        self._sweep()
+
+    def _reproduce(self) -> None:
+        pred, rep = self.dir / "predictions.csv", self.dir / "reproduce.json"
+        reproduce = _read_json(rep) if rep.is_file() else None
+        if reproduce is not None and not isinstance(reproduce.get("models", {}), Mapping):
+            raise ResultFormatError(f"{rep}: 'models' must be an object of per-model results")
+        if not pred.is_file():
+            self.skipped["f_missing"] = ("reproduce.json is here but predictions.csv, which jaxcoh reproduce writes "
+                                         "beside it, is not" if reproduce is not None
+                                         else "predictions.csv not found (written by jaxcoh reproduce)")
+            return
+        table = _read_table(pred, PREDICTION_COLUMNS)
+        if table.empty:
+            self.skipped["f_missing"] = f"{pred} has no rows"
+            return
+        self.inputs["f_missing"] = {"predictions": table, "reproduce": reproduce}
+
+    def _curves(self) -> None:
+        path = self.dir / "curves.csv"
+        names = ("rotation_curves", "rar", "residuals")
+        if not path.is_file():
+            self.skipped.update(dict.fromkeys(names, "curves.csv not found (written by jaxcoh compare and jaxcoh fit)"))
+            return
+        table = _read_table(path, CURVE_COLUMNS)
+        if table.empty:
+            self.skipped.update(dict.fromkeys(names, f"{path} has no rows"))
+            return
+        for n in names:
+            self.inputs[n] = {"curves": table}
+
+    def _sweep(self) -> None:
+        names = set(SWEEP_PLOT.values())
+        path = self.dir / "sweep.json"
+        if not path.is_file():
+            self.skipped.update(dict.fromkeys(names, "sweep.json not found (written by jaxcoh sweep)"))
+            return
+        summary = _read_json(path)
+        kind = summary.get("kind")
+        if kind not in SWEEP_PLOT:
+            raise ResultFormatError(f"{path}: 'kind' must be one of {', '.join(SWEEP_PLOT)}, found {kind!r}")
+        for key in ("params", "axes"):
+            if not isinstance(summary.get(key, []), list):
+                raise ResultFormatError(f"{path}: '{key}' must be a list of names")
+        target = SWEEP_PLOT[kind]
+        for n in names - {target}:
+            self.skipped[n] = f"sweep.json is a {kind} sweep"
+            self.other_kind.add(n)
+        candidates = [summary["table"]] if isinstance(summary.get("table"), str) else ["sweep.parquet", "sweep.csv"]
+        table_path = next((self.dir / c for c in candidates if (self.dir / c).is_file()), None)
+        if table_path is None:
+            self.skipped[target] = f"sweep.json is here but its table is not ({' or '.join(candidates)})"
+            return
+        params, axes = list(summary.get("params", [])), list(summary.get("axes", []))
+        required = [*SWEEP_COLUMNS, *params, *(axes if kind == "grid" else [])]
+        try:
+            table = _read_table(table_path, required)
+        except ImportError:
+            self.skipped[target] = f"reading {table_path.name} needs pyarrow: pip install \"jaxcoh[parquet]\""
+            return
+        if kind == "profile" and axes and not {axes[0], f"{axes[0]}_fixed"} & set(table.columns):
+            raise ResultFormatError(f"{table_path}: no column {axes[0]}_fixed (or {axes[0]}) for the profiled "
+                                    f"parameter named in sweep.json")
+        if table.empty:
+            self.skipped[target] = f"{table_path} has no rows"
+        elif kind == "grid" and not axes:
+            self.skipped[target] = "sweep.json names no grid axes"
+        elif kind == "profile" and not axes and not summary.get("param"):
+            self.skipped[target] = "sweep.json names no profiled parameter"
+        elif kind in ("bootstrap", "multistart") and not params:
+            self.skipped[target] = "sweep.json names no fitted parameters"
+        else:
+            self.inputs[target] = {"table": table, "summary": summary}
+
+
+def available_plots(result_dir: str | Path) -> dict[str, str | None]:
+    """For every plot jaxcoh knows (:data:`PLOTS`), ``None`` when ``result_dir`` holds what it needs, else the
+    reason it does not. Raises :class:`ResultFormatError` for a file present but malformed."""
+    plan = _Plan(_check_dir(result_dir))
+    return {name: None if name in plan.inputs else plan.skipped.get(name, "no input") for name in PLOTS}
+
+
+def _check_dir(result_dir: str | Path) -> Path:
+    d = Path(result_dir)
+    if not d.exists():
+        raise FileNotFoundError(f"result directory {d} not found")
+    if not d.is_dir():
+        raise NotADirectoryError(f"{d} is not a directory (give the directory a jaxcoh command wrote with --out)")
+    return d
+
+
+def _renderers(galaxies) -> dict[str, Callable[..., Any]]:
+    return {
+        "f_missing": lambda predictions, reproduce: plot_f_missing(predictions, reproduce),
+        "rotation_curves": lambda curves: plot_rotation_curves(curves, galaxies=galaxies),
+        "rar": lambda curves: plot_rar(curves),
+        "residuals": lambda curves: plot_residuals(curves),
+        "sweep_heatmaps": lambda table, summary: plot_sweep_heatmaps(table, summary),
+        "sweep_profile": lambda table, summary: plot_profile(table, summary),
+        "sweep_corner": lambda table, summary: plot_corner(
+            table, summary["params"], model=summary.get("model"),
+            count_label="replicates" if summary["kind"] == "bootstrap" else "starts"),
+    }
+
+
+def plot_result_dir(result_dir: str | Path, out: str | Path | None = None, formats: Sequence[str] = ("png", "pdf"),
+                    galaxies: int | Sequence[str] | None = None, dpi: int = DEFAULT_DPI) -> dict[str, list[Path]]:
+    """Makes every figure the files in ``result_dir`` allow, into ``out`` (default ``result_dir/plots``), each as
+    ``NAME.png``, ``NAME.pdf`` ...; logs each plot skipped and why. Returns ``{plot name: [files written]}``.
+
+    ``galaxies``: the rotation-curve panels, a number (the first N) or names. Raises :class:`FileNotFoundError`
+    (naming the files looked for) when no plot can be made, :class:`ResultFormatError` for a malformed file (before
+    any figure is written), :class:`PlotsUnavailable` without matplotlib."""
+    require_matplotlib()
+    result_dir = _check_dir(result_dir)
+    plan = _Plan(result_dir)
+    reasons = _grouped(plan)
+    if not plan.inputs:
+        found = [r for r in reasons if "not found" not in r]
+        raise FileNotFoundError(f"nothing to plot in {result_dir}: looked for {LOOKED_FOR}"
+                                + (f" ({'; '.join(found)})" if found else ""))
+    if "rotation_curves" in plan.inputs:  # a bad selection stops before any figure is written
+        curves = plan.inputs["rotation_curves"]["curves"]
+        shown = select_galaxies(curves, galaxies)
+        n_all = curves["galaxy"].nunique()
+        if len(shown) < n_all:
+            log.info(f"rotation curves: {len(shown)} of {n_all} galaxies (choose with --galaxies N or NAMES)")
+    for reason in reasons:
+        log.info(f"skipped {reason}")
+    out = Path(out) if out is not None else result_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    render = _renderers(galaxies)
+    written: dict[str, list[Path]] = {}
+    for name in PLOTS:
+        if name in plan.inputs:
+            fig = render[name](**plan.inputs[name])
+            written[name] = save_figure(fig, out / name, formats, dpi=dpi)
+            log.info(f"wrote {', '.join(str(p) for p in written[name])}")
+    return written
+
+
+def _grouped(plan: _Plan) -> list[str]:
+    """``"a, b: reason"`` per distinct reason a plot was skipped (the sweep plots of other kinds left out)."""
+    by_reason: dict[str, list[str]] = {}
+    for name in PLOTS:
+        reason = plan.skipped.get(name)
+        if name not in plan.inputs and reason and name not in plan.other_kind:
+            by_reason.setdefault(reason, []).append(name)
+    return [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
