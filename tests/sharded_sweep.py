@@ -20,15 +20,27 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxcoh  # noqa: E402
 from jaxcoh.sharding import shard_catalog  # noqa: E402
-from jaxcoh.sweeps import bootstrap  # noqa: E402
 
 CASE = dict(n=24, seed=2, n_max=12)
 
 
 def bootstrap_case():
+    """The sharded part of :func:`jaxcoh.sweeps.bootstrap` (both phases), from the model's initial values."""
+    import numpy as np
+    import pandas as pd
+
+    from jaxcoh.fitting import fit_data, starts
+    from jaxcoh.models import get_model
+    from jaxcoh.solvers import SolverOptions
+    from jaxcoh.sweeps import _rows, _two_phase
+
     cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
-    fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc")
-    return bootstrap("mass_coherence", fm, n_boot=10, chunk_size=6, n_starts=2)
+    data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
+    model = get_model("mass_coherence")
+    z0 = starts(model, 1, 0, cat.dtype)
+    reps = np.arange(8)
+    out = _two_phase(model, "lm", SolverOptions(max_iter=40), z0, data, reps, 0)
+    return pd.DataFrame(_rows(model, {"replicate": reps}, *out)), None
 
 
 def joint_case(cat):
