@@ -160,6 +160,7 @@ def fit_model(
     weights: Array | None = None,
     init: Mapping[str, float] | None = None,
     options: SolverOptions = SolverOptions(),
+    names: list[str] | None = None,
 ) -> FitResult:
     """Global fit of ``model`` to the sample: ``n_starts`` starts (a Sobol design, log-uniform for scale
     parameters) solved together in one vmapped call; the best is kept and analysed (errors, degeneracies)."""
@@ -171,7 +172,9 @@ def fit_model(
     res = jax.tree_util.tree_map(lambda a: a[0], solve_batch(model, solver, options, z0, data, w[None]))
     loss = np.where(np.isfinite(np.asarray(res.loss)), np.asarray(res.loss), np.inf)
     if not np.isfinite(loss).any():
-        raise FloatingPointError(f"{model.name}: every one of the {n_starts} starts gave a non-finite loss")
+        first = {k: v[0] for k, v in z0.items()}
+        raise FloatingPointError(f"{model.name}: every one of the {n_starts} starts gave a non-finite loss; "
+                                 + "; ".join(diagnose(model, first, data, w, names)))
     i = int(np.argmin(loss))
     best = jax.tree_util.tree_map(lambda a: a[i], res)
     values = model.parameters.to_values(best.z)
@@ -195,6 +198,20 @@ def fit_model(
         errors=errors,
         dtype=precision_name(dtype),
     )
+
+
+def diagnose(model: Model, z: Mapping[str, Array], data: FitData, weights: Array, names=None) -> list[str]:
+    """What is not finite at the unconstrained ``z``: the galaxies (by name, if ``names``) whose weighted residual is,
+    then the parameters whose gradient is. Empty when everything is finite."""
+    def loss(zz):
+        return jnp.sum(model_residuals(model, model.parameters.to_values(zz), data, weights) ** 2)
+
+    r = np.asarray(model_residuals(model, model.parameters.to_values(z), data, weights))
+    label = (lambda j: names[j]) if names is not None else (lambda j: f"galaxy {j}")
+    msgs = [f"residual not finite for {label(int(j))}" for j in np.nonzero(~np.isfinite(r))[0][:5]]
+    grad = jax.grad(loss)(z)
+    msgs += [f"gradient not finite for parameter {k}" for k, g in grad.items() if not np.isfinite(np.asarray(g))]
+    return msgs or ["finite at the first start: the solver diverged"]
 
 
 def least_squares_errors(model: Model, values, data: FitData, weights, ssr: float, n_eff: float):

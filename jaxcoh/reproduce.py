@@ -62,7 +62,8 @@ def reproduce(
             entry["seed"] = {"params": published["params"], "rms": published["rms"], "r": published["r"]}
             at = evaluate(model, {k: jnp.asarray(v, catalog.dtype) for k, v in published["params"].items()}, data)
             entry["at_seed_params"] = {k: float(v) for k, v in at.items()}
-        fit = fit_model(model, data, solver=solver, n_starts=n_starts, seed=seed, options=options)
+        fit = fit_model(model, data, solver=solver, n_starts=n_starts, seed=seed, options=options,
+                        names=list(catalog.names))
         entry["fit"] = fit.to_dict()
         F_pred = np.asarray(model.predict({k: jnp.asarray(v, catalog.dtype) for k, v in fit.params.items()}, data.x))
         keep = np.asarray(data.sample)

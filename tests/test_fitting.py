@@ -225,3 +225,15 @@ def test_float32_fit_agrees_with_float64(sparc_catalog):
     f32 = fit_model("power_law", fm32, n_starts=16, options=SolverOptions(ftol=1e-7, gtol=1e-5))
     assert f32.dtype == "float32"
     assert f32.metrics["rms"] == pytest.approx(f64.metrics["rms"], rel=1e-4)
+
+
+def test_nonfinite_loss_names_the_galaxy_and_parameters():
+    """A non-finite target in the sample (a corrupted derivation) makes every start fail: the error says where."""
+    cat = mock_catalog(12, seed=7, n_max=12)
+    data = fit_data(derive_f_missing(Hyperparameters(), cat, "sparc"))
+    j = int(np.nonzero(np.asarray(data.sample))[0][2])
+    bad = data._replace(target=data.target.at[j].set(jnp.inf))
+    with pytest.raises(FloatingPointError) as info:
+        fit_model("power_law_sigma", bad, n_starts=2, names=list(cat.names))
+    msg = str(info.value)
+    assert f"residual not finite for {cat.names[j]}" in msg and "gradient not finite for parameter A" in msg

@@ -15,8 +15,8 @@ from .options import ConfigError, add_options, resolve
 EPILOG = textwrap.dedent("""\
     exit codes: 0 done; 2 bad flag or config (nothing computed); 3 input data missing or malformed;
     4 a fit failed numerically; 130 interrupted (no partial files left); 1 internal error.
-    Every command accepts --config FILE (TOML; flags override it) and writes its resolved config.toml
-    next to its results, so `jaxcoh CMD --config RESULTS/config.toml` runs it again.""")
+    Every command accepts --config FILE (TOML; flags override it); every command that computes results writes
+    its resolved config.toml next to them, so `jaxcoh CMD --config RESULTS/config.toml` runs it again.""")
 
 
 def build_parser() -> argparse.ArgumentParser:
