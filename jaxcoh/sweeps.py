@@ -167,20 +167,22 @@ def _bootstrap_continue(model, solver, options, z: dict, data: FitData, replicat
 FIRST_PHASE = 0.25  # of max_iter: most replicates converge by then; stragglers are finished by a second, smaller call
 
 
-def _two_phase(model, solver, options, z0, data, reps: np.ndarray, seed):
-    """Under ``vmap`` every lane waits for the slowest: run a short first phase on all replicates, then continue only
-    the unconverged ones (padded to a power of two, so the second call compiles for few shapes)."""
+def _in_two_phases(first_call, continue_call, options: SolverOptions):
+    """Under ``vmap`` every lane waits for the slowest: run a short first phase on every row, then continue only the
+    unconverged rows from where they stopped (padded to a power of two, so the second call compiles for few shapes).
+
+    ``first_call(options) -> (values, best, metrics)`` for all rows; ``continue_call(options, idx, z)`` for the rows
+    ``idx`` from their states ``z``; both return host arrays.
+    """
     first = options._replace(max_iter=max(int(options.max_iter * FIRST_PHASE), 1))
-    values, best, metrics = gather(_bootstrap_chunk(model, solver, first, z0, data, jnp.asarray(reps), seed))
+    values, best, metrics = first_call(first)
     todo = np.nonzero(np.asarray(best.status) == Status.MAX_ITER)[0]
     if todo.size == 0 or options.max_iter <= first.max_iter:
         return values, best, metrics
-    n = padded_size(1 << int(np.ceil(np.log2(todo.size))))
-    idx = pad_rows(todo, n)
-    z = jax.tree_util.tree_map(lambda a: jnp.asarray(a[idx]), best.z)
-    rest = options._replace(max_iter=options.max_iter - first.max_iter)
-    v2, b2, m2 = gather(_bootstrap_continue(model, solver, rest, z, data, jnp.asarray(reps[idx]), seed))
-    b2 = b2._replace(n_iter=b2.n_iter + first.max_iter)
+    idx = pad_rows(todo, padded_size(1 << int(np.ceil(np.log2(todo.size)))))
+    z = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)[idx]), best.z)
+    v2, b2, m2 = continue_call(options._replace(max_iter=options.max_iter - first.max_iter), idx, z)
+    b2 = b2._replace(n_iter=np.asarray(b2.n_iter) + first.max_iter)
 
     def merge(a, b):
         a = np.array(a)
@@ -189,6 +191,14 @@ def _two_phase(model, solver, options, z0, data, reps: np.ndarray, seed):
 
     return (jax.tree_util.tree_map(merge, values, v2), jax.tree_util.tree_map(merge, best, b2),
             jax.tree_util.tree_map(merge, metrics, m2))
+
+
+def _two_phase(model, solver, options, z0, data, reps: np.ndarray, seed):
+    """The bootstrap chunk of replicates ``reps`` in two phases (see :func:`_in_two_phases`)."""
+    return _in_two_phases(
+        lambda o: gather(_bootstrap_chunk(model, solver, o, z0, data, jnp.asarray(reps), seed)),
+        lambda o, idx, z: gather(_bootstrap_continue(model, solver, o, z, data, jnp.asarray(reps[idx]), seed)),
+        options)
 
 
 def bootstrap(
@@ -249,22 +259,27 @@ def grid_points(axes: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
     return {k: prod[:, i] for i, k in enumerate(names)}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options", "recipe", "names"))
-def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, columns: Array, z0, cat: Catalog):
+@functools.partial(jax.jit, static_argnames=("model", "solver", "options", "recipe", "names", "per_row"))
+def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, columns: Array, z0, cat: Catalog,
+                per_row: bool = False):
+    """Every grid point re-derived and refitted from the starts ``z0`` (``[S]`` leaves), or, with ``per_row``, each
+    point continued from its own state (``[P]`` leaves, one start each)."""
     columns = shard_leading(columns)
 
-    def one(col):
+    def one(col, starts_):
         h = base._replace(**{k: col[i] for i, k in enumerate(names)})
         data = fit_data(derive_f_missing(h, cat, recipe))
         res = jax.vmap(lambda z: solve(solver, z, data, options=options,
-                                       residual_fn=lambda zz, d: _residuals(model, zz, d)))(z0)
+                                       residual_fn=lambda zz, d: _residuals(model, zz, d)))(starts_)
         _, best = best_of_starts(res)
         values = model.parameters.to_values(best.z)
         metrics = evaluate(model, values, data)
         metrics["F_mean"] = jnp.sum(jnp.where(data.sample, data.target, 0.0)) / jnp.maximum(jnp.sum(data.sample), 1)
         return values, best, metrics
 
-    return jax.vmap(one)(columns)
+    if per_row:
+        return jax.vmap(lambda c, z: one(c, jax.tree_util.tree_map(lambda a: a[None], z)))(columns, z0)
+    return jax.vmap(one, in_axes=(0, None))(columns, z0)
 
 
 def _residuals(model, z, data, weights=None):
@@ -306,9 +321,13 @@ def hyperparameter_grid(
             "options": options._asdict(), "data": catalog.source, "n_points": catalog.n_points}
 
     def compute(lo, hi):
-        c = jnp.asarray(pad_rows(cols[lo:hi], padded_size(hi - lo)), dt)
-        out = _trim(gather(_grid_chunk(model, solver, options, recipe, names, base, c, z0, catalog)), hi - lo)
-        return _rows(model, {k: pts[k][lo:hi] for k in names}, *out)
+        c = pad_rows(cols[lo:hi], padded_size(hi - lo))
+        out = _in_two_phases(
+            lambda o: gather(_grid_chunk(model, solver, o, recipe, names, base, jnp.asarray(c, dt), z0, catalog)),
+            lambda o, idx, z: gather(_grid_chunk(model, solver, o, recipe, names, base, jnp.asarray(c[idx], dt), z,
+                                                 catalog, per_row=True)),
+            options)
+        return _rows(model, {k: pts[k][lo:hi] for k in names}, *_trim(out, hi - lo))
 
     table = run_chunked(n, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
     i = int(table["rms_rel"].idxmin())  # plain RMS is in units of each point's own F_missing
