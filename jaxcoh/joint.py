@@ -434,6 +434,13 @@ def _joint_errors(model, z, data, opts):
                     out_axes=-1)(jnp.eye(kl, dtype=dt))  # [g, kl, kl]
     active = np.asarray(data.cat.galaxy_mask)
     H_ll = np.array(H_ll, np.float64)
+    # A galaxy whose block is not finite (a parameter at a bound where a curvature overflows) gets no errors; its
+    # block is replaced so that the others' analysis goes on.
+    finite = np.isfinite(H_ll).all(axis=(1, 2))
+    if not finite[active].all():
+        log.warning(f"{model.name}: the Hessian block of {int((~finite & active).sum())} galaxies is not finite "
+                    f"(first: {data.cat.names[int(np.nonzero(~finite & active)[0][0])]}): no errors for them")
+    active = active & finite
     H_ll[~active] = np.eye(kl)  # padding rows have no terms: any invertible block leaves them out
     H_ll = 0.5 * (H_ll + np.swapaxes(H_ll, 1, 2))
     H_ll_inv = np.linalg.pinv(H_ll, hermitian=True)
@@ -441,10 +448,12 @@ def _joint_errors(model, z, data, opts):
         H_ss = np.asarray(jax.hessian(f, argnums=0)(qs0, QL0), np.float64)
         H_ls = np.array(jax.jacfwd(grad_L, argnums=0)(qs0, QL0), np.float64)  # [g, kl, ks]
         H_ls[~active] = 0.0
+        H_ls[~np.isfinite(H_ls)] = 0.0
         S = H_ss - np.einsum("gli,glm,gmj->ij", H_ls, H_ll_inv, H_ls)
         analysis = hessian_errors(lambda v: f(jnp.stack([v[k] for k in model.shared.names]), QL0), shared,
                                   model.shared, model.derived, hessian=S)
-        S_inv = np.linalg.pinv(0.5 * (S + S.T), hermitian=True)
+        S_inv = (np.linalg.pinv(0.5 * (S + S.T), hermitian=True) if np.isfinite(S).all()
+                 else np.full_like(S, np.nan))
         # Marginal covariance of each galaxy's block: H_ll^-1 + H_ll^-1 H_ls S^-1 H_sl H_ll^-1.
         W = np.einsum("glm,gmi->gli", H_ll_inv, H_ls)
         cov_ll = H_ll_inv + np.einsum("gli,ij,gmj->glm", W, S_inv, W)

@@ -83,15 +83,15 @@ def hessian_errors(
     at_bound = [n for n, v in zip(names, x, strict=True) if _near_bound(spec[n], v)]
     p = len(names)
     diag = np.diag(H)
-    if not np.all(np.isfinite(H)) or np.any(diag <= 0):
+    d = np.sqrt(np.where(diag > 0, diag, 1.0))
+    Hn = H / np.outer(d, d)
+    if not np.all(np.isfinite(Hn)) or np.any(diag <= 0):  # nothing to invert: say which directions are flat
         flat = [n for n, d in zip(names, diag, strict=True) if not d > 0]
         nanv = {n: math.nan for n in names}
         return ErrorAnalysis(nanv, np.full((p, p), np.nan), False, math.inf,
                              [{_coord(n, lg): 1.0} for n, lg in zip(names, log, strict=True) if n in flat],
                              {k: {"value": _derived_value(f, values), "stderr": math.nan} for k, f in (derived or {}).items()},
                              at_bound)
-    d = np.sqrt(diag)
-    Hn = H / np.outer(d, d)
     evals, evecs = np.linalg.eigh(Hn)
     cond = float(evals[-1] / evals[0]) if evals[0] > 0 else math.inf
     flat_mask = evals <= DEGENERACY_RTOL * evals[-1]
