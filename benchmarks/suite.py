@@ -188,7 +188,7 @@ def bench_b3(sparc_dir: str | None, per_axis: int, n_baseline: int, repeats: int
         return {"skipped": "the baseline reads SPARC files (--sparc or $JAXCOH_SPARC_DIR)"}
     return result(baseline_s, warm, first - warm, TARGETS["B3"], n_points=n,
                   baseline=f"numpy loop derivation + scipy DE per point, timed on {n_baseline} points, x{n / n_baseline:g}",
-                  jaxcoh="every point re-derived and refitted (4 starts, LM) in one jitted vmapped call",
+                  jaxcoh="every point re-derived and refitted (4 starts, LM), vmapped; unconverged points continued alone",
                   fraction_converged=float(np.mean(table["status"] == "CONVERGED")))
 
 
