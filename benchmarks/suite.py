@@ -145,7 +145,7 @@ def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) 
     from jaxcoh.fitting import fit_data, fit_model, starts
     from jaxcoh.models import get_model
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import _two_phase
+    from jaxcoh.sweeps import _two_phase, bootstrap_weights
 
     cat, fm, _ = _sparc_or_mock_fm(sparc_dir)
     data = fit_data(fm)
@@ -157,8 +157,7 @@ def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) 
     sample = np.asarray(data.sample)
     F = np.asarray(data.target)[sample]
     props = {k: np.asarray(getattr(fm.properties, k))[sample] for k in ("M_b", "R_d", "v_flat", "sigma_v")}
-    w = np.asarray(__import__("jaxcoh.sweeps", fromlist=["x"]).bootstrap_weights(data.sample, np.arange(n_baseline),
-                                                                                  0))[:, sample]
+    w = np.asarray(bootstrap_weights(data.sample, np.arange(n_baseline), 0))[:, sample]
     base_s, _ = wall(lambda: bl_bootstrap.bootstrap_de(F, props, weights=w.astype(float)))
     per = base_s / n_baseline
     converged = float(np.mean(np.asarray(out[1].status) == 0))

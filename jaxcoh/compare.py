@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -18,6 +19,7 @@ from .config import precision_name
 from .constants import (G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, KMS2_PER_KPC_TO_MS2, RAR_SCATTER_LI18_DEX,
                         RAR_SCATTER_MLS16_DEX)
 from .joint import JointFit, JointOptions, fit_curves
+from .nuisance import Nuisance, apply_nuisance
 
 COMPARE_MODELS = ("newtonian", "rar", "unified_additive", "unified_multiplicative", "per_galaxy_amplitude", "nfw")
 CUTS = ("standard", "none")
@@ -107,8 +109,8 @@ def curves_table(fit: JointFit, cat: Catalog) -> pd.DataFrame:
     ``V_bar^2 = V_gas|V_gas| + V_disk^2 + V_bul^2``), the model, and the accelerations [m/s^2]."""
     ev = fit.evaluation
     mask = np.asarray(cat.mask)
-    d = fit.nuisance["distance"] / np.asarray(cat.distance)
-    sd = np.sqrt(d)[:, None]
+    nu = Nuisance(**{k: jnp.asarray(v, cat.dtype) for k, v in fit.nuisance.items()})
+    scaled = apply_nuisance(cat, nu)  # the fit's own rescaling of the components (distance)
     R = np.asarray(ev.R)
     V_obs, V_model, V_bar2 = np.asarray(ev.V_obs), np.asarray(ev.V_model), np.asarray(ev.V_bar2)
     to_si = KMS2_PER_KPC_TO_MS2
@@ -118,9 +120,9 @@ def curves_table(fit: JointFit, cat: Catalog) -> pd.DataFrame:
         "R_kpc": R,
         "V_obs": V_obs,
         "e_V_obs": np.asarray(ev.e_V),
-        "V_gas": np.asarray(cat.V_gas) * sd,
-        "V_disk": np.asarray(cat.V_disk) * sd * np.sqrt(fit.nuisance["upsilon_disk"])[:, None],
-        "V_bul": np.asarray(cat.V_bul) * sd * np.sqrt(fit.nuisance["upsilon_bulge"])[:, None],
+        "V_gas": np.asarray(scaled.V_gas),
+        "V_disk": np.asarray(scaled.V_disk) * np.sqrt(fit.nuisance["upsilon_disk"])[:, None],
+        "V_bul": np.asarray(scaled.V_bul) * np.sqrt(fit.nuisance["upsilon_bulge"])[:, None],
         "V_bar": np.sign(V_bar2) * np.sqrt(np.abs(V_bar2)),
         "V_model": V_model,
         "g_bar": V_bar2 / R * to_si,

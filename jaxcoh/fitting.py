@@ -78,18 +78,19 @@ def evaluate(model: Model, values: Mapping[str, Array], data: FitData, weights: 
     }
 
 
+def unconstrained_residuals(model: Model, z: Mapping[str, Array], data: FitData, weights: Array | None = None) -> Array:
+    """:func:`model_residuals` at the unconstrained parameters ``z`` (what the solvers iterate on)."""
+    return model_residuals(model, model.parameters.to_values(z), data, weights)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
 def solve_batch(model: Model, solver: str, options: SolverOptions, z0: Mapping[str, Array], data: FitData,
                 weights: Array) -> SolverResult:
     """Fits ``model`` from every start in ``z0`` (``{name: [S]}``, unconstrained) for every weight vector in
     ``weights`` (``[W, g]``). Returns a :class:`SolverResult` with leading axes ``[W, S]``."""
-    spec = model.parameters
-
-    def residual_fn(z, w):
-        return model_residuals(model, spec.to_values(z), data, w)
-
     def one(z, w):
-        return solve(solver, z, w, residual_fn=residual_fn, options=options)
+        return solve(solver, z, w, residual_fn=lambda zz, ww: unconstrained_residuals(model, zz, data, ww),
+                     options=options)
 
     return jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(None, 0))(z0, weights)
 

@@ -3,8 +3,9 @@
 The objective is the negative log posterior ``sum_points rho(r) + nuisance priors + model priors``, with
 ``r = (V_obs - V_model) / sqrt(errV^2 + floor^2)`` over every real point of every galaxy (padding masked before the
 arithmetic), ``rho(r) = r^2/2`` for ``loss="chi2"``, Student-t or Huber for robust fits. Hundreds of parameters
-(4 nuisance values per galaxy) are solved together by optax's L-BFGS; the shared parameters start from a few Sobol
-points, solved side by side in one vmapped call.
+(4 nuisance values per galaxy) are solved together, by optax's L-BFGS and then a block-arrowhead Levenberg-Marquardt
+on the same terms written as residuals (:func:`residuals`); the shared parameters start from a few Sobol points,
+solved side by side in one vmapped call.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ from .nuisance import NUISANCE, Nuisance, apply_nuisance, nuisance_prior_residua
 from .properties import galaxy_properties
 from .solvers import SolverOptions, SolverResult, Status, solve
 from .parameters import ParameterSpec
-from .uncertainty import ErrorAnalysis, hessian_errors
+from .uncertainty import ErrorAnalysis, hessian_errors, is_log_coordinate
 
 LOSSES = ("chi2", "student_t", "huber")
 log = logging.getLogger("jaxcoh")
@@ -434,7 +435,7 @@ def _joint_errors(model, z, data, opts):
     dt = data.cat.dtype
 
     def log_mask(spec, vals):
-        return np.array([spec[k].lower >= 0 and bool(np.all(np.asarray(vals[k]) > 0)) for k in spec.names])
+        return np.array([is_log_coordinate(spec, k, vals[k]) for k in spec.names])
 
     s_log, l_log = log_mask(model.shared, shared), log_mask(local_spec, local_vals)
     qs0 = jnp.asarray([jnp.log(shared[k]) if lg else shared[k] for k, lg in zip(model.shared.names, s_log)], dt)

@@ -30,9 +30,10 @@ from jax import Array
 from .catalog import Catalog
 from .coherence import Hyperparameters
 from .f_missing import FMissing, derive_f_missing
-from .fitting import FitData, best_of_starts, evaluate, fit_data, fit_model, solve_batch, starts
+from .fitting import (FitData, best_of_starts, evaluate, fit_data, fit_model, solve_batch, starts,
+                      unconstrained_residuals)
 from .models import Model, get_model
-from .results import atomic_write_json, atomic_write_table, to_jsonable
+from .results import atomic_write_table, to_jsonable
 from .sharding import gather, pad_rows, padded_size, shard_leading
 from .solvers import SolverOptions, Status, solve
 
@@ -159,7 +160,7 @@ def _bootstrap_continue(model, solver, options, z: dict, data: FitData, replicat
     """Resumes replicate ``b`` from its own ``z[b]`` (one start each): the second phase of :func:`bootstrap`."""
     w = shard_leading(bootstrap_weights(data.sample, replicates, seed).astype(data.target.dtype))
     res = jax.vmap(lambda zz, ww: solve(solver, zz, ww, options=options,
-                                        residual_fn=lambda z_, w_: _residuals(model, z_, data, w_)))(z, w)
+                                        residual_fn=lambda z_, w_: unconstrained_residuals(model, z_, data, w_)))(z, w)
     values = jax.vmap(model.parameters.to_values)(res.z)
     return values, res, jax.vmap(lambda v, ww: evaluate(model, v, data, ww))(values, w)
 
@@ -270,7 +271,7 @@ def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, co
         h = base._replace(**{k: col[i] for i, k in enumerate(names)})
         data = fit_data(derive_f_missing(h, cat, recipe))
         res = jax.vmap(lambda z: solve(solver, z, data, options=options,
-                                       residual_fn=lambda zz, d: _residuals(model, zz, d)))(starts_)
+                                       residual_fn=lambda zz, d: unconstrained_residuals(model, zz, d)))(starts_)
         _, best = best_of_starts(res)
         values = model.parameters.to_values(best.z)
         metrics = evaluate(model, values, data)
@@ -280,12 +281,6 @@ def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, co
     if per_row:
         return jax.vmap(lambda c, z: one(c, jax.tree_util.tree_map(lambda a: a[None], z)))(columns, z0)
     return jax.vmap(one, in_axes=(0, None))(columns, z0)
-
-
-def _residuals(model, z, data, weights=None):
-    from .fitting import model_residuals
-
-    return model_residuals(model, model.parameters.to_values(z), data, weights)
 
 
 def hyperparameter_grid(
@@ -346,7 +341,7 @@ def _profile_chunk(model, name, solver, options, fixed_values: Array, z0, data: 
         zf = spec[name].to_unconstrained(v)
 
         def residual_fn(z, d):
-            return _residuals(model, {**z, name: zf}, d)
+            return unconstrained_residuals(model, {**z, name: zf}, d)
 
         res = jax.vmap(lambda z: solve(solver, z, data, residual_fn=residual_fn, options=options))(z0)
         _, best = best_of_starts(res)

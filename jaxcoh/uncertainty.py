@@ -48,8 +48,10 @@ class ErrorAnalysis:
         }
 
 
-def _is_log(spec: ParameterSpec, name: str, value: float) -> bool:
-    return spec[name].lower >= 0 and value > 0
+def is_log_coordinate(spec: ParameterSpec, name: str, value) -> bool:
+    """Whether parameter ``name`` (at ``value``, a scalar or per-galaxy array) is analysed in log coordinates: a
+    non-negative range and positive values. A ``hessian`` given to :func:`hessian_errors` must use this rule."""
+    return spec[name].lower >= 0 and bool(np.all(np.asarray(value) > 0))
 
 
 def hessian_errors(
@@ -68,7 +70,7 @@ def hessian_errors(
     """
     names = [p.name for p in spec if not p.per_galaxy]
     x = np.array([float(values[n]) for n in names])
-    log = np.array([_is_log(spec, n, v) for n, v in zip(names, x, strict=True)])
+    log = np.array([is_log_coordinate(spec, n, v) for n, v in zip(names, x, strict=True)])
     q0 = np.where(log, np.log(np.where(log, x, 1.0)), x)
     dtype = jnp.result_type(float)
 

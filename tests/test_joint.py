@@ -13,8 +13,8 @@ import jaxcoh
 from jaxcoh.compare import COMPARE_MODELS, apply_cuts, compare, format_compare
 from jaxcoh.constants import G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, G_NEWTON
 from jaxcoh.curves import fix_parameters, nfw_speed2_halo, rar_interpolation
-from jaxcoh.joint import (JointOptions, _joint_errors, evaluate, fit_curves, initial_z, joint_data, objective,
-                          residuals, robust_residual, robust_rho, split)
+from jaxcoh.joint import (JointOptions, fit_curves, initial_z, joint_data, objective, residuals, robust_residual,
+                          robust_rho, split)
 from jaxcoh.nuisance import Nuisance, apply_nuisance, table_nuisance
 
 SMALL = dict(n_max=16, min_points=5)

@@ -36,10 +36,9 @@ def reference():
 
 
 def _env(**extra):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
-    env.pop("XLA_FLAGS", None)
-    env.update(extra)
-    return env
+    """This environment without any inherited XLA_FLAGS, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
 def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame):
