@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 from jax import Array
 
 from .config import canonical_dtype, default_dtype
+
+if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
+    import pandas as pd
 
 POINT_FIELDS: tuple[str, ...] = ("R", "V_obs", "e_V_obs", "V_gas", "V_disk", "V_bul", "SB_disk", "SB_bul")
 """Per-point fields, each ``[g, n]``. Units: R kpc; speeds km/s; surface brightnesses Lsun/pc^2.
@@ -268,6 +270,8 @@ class Catalog:
 
     def to_pandas(self, kind: str = "points") -> pd.DataFrame:
         """A long table of the real points (``kind="points"``) or one row per galaxy (``kind="galaxies"``)."""
+        import pandas as pd  # at the edges only: importing jaxcoh does not pay for pandas
+
         mask = np.asarray(self.mask)
         names = np.asarray(list(self.names), dtype=object)
         if kind == "points":

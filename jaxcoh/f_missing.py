@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 from jax import Array
 
 from .catalog import Catalog
 from .coherence import GalaxyDerivation, Hyperparameters, Reason, derive_curves
 from .properties import GalaxyProperties, galaxy_properties
+
+if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
+    import pandas as pd
 
 
 class FMissing(NamedTuple):
@@ -58,4 +60,6 @@ def f_missing_table(fm: FMissing, catalog: Catalog) -> pd.DataFrame:
         "reason": [Reason(int(r)).name for r in np.asarray(d.reason)],
         "recipe": p.recipe,
     }
+    import pandas as pd
+
     return pd.DataFrame(cols)

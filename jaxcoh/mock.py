@@ -34,7 +34,6 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special
 
 from .catalog import GALAXY_FIELDS, Catalog, GalaxyNames
 from .coherence import Hyperparameters, burr_xii_window, roughness
@@ -77,6 +76,8 @@ def _disk_speed2(mass: np.ndarray, scale: np.ndarray, R: np.ndarray) -> np.ndarr
     """Freeman exponential disk: ``V^2 = 2 G M / R_d y^2 [I0 K0 - I1 K1](y)``, ``y = R / 2R_d`` [(km/s)^2]."""
     y = R / (2 * scale[:, None])
     # i*e(y) k*e(y) = i*(y) k*(y): the exponential scalings cancel, and the scaled forms never overflow.
+    from scipy import special  # imported on use: jaxcoh's import stays light
+
     bessel = special.i0e(y) * special.k0e(y) - special.i1e(y) * special.k1e(y)
     return 2 * G_NEWTON * mass[:, None] / scale[:, None] * y**2 * bessel
 

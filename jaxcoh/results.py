@@ -16,10 +16,12 @@ import platform
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
+    import pandas as pd
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -49,7 +51,7 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "to_dict") and not isinstance(obj, pd.DataFrame):
+    if hasattr(obj, "to_dict") and type(obj).__name__ != "DataFrame":  # pandas imported only when used
         return to_jsonable(obj.to_dict())
     if isinstance(obj, (str, bool)) or obj is None:
         return obj
@@ -88,6 +90,8 @@ def atomic_write_table(path: str | os.PathLike, df: pd.DataFrame) -> Path:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    import pandas as pd
+
     path = Path(path)
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
@@ -107,6 +111,7 @@ def versions() -> dict[str, str]:
     import jax
     import jaxlib
     import optax
+    import pandas as pd
     import scipy
 
     from . import __version__

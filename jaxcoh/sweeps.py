@@ -165,41 +165,51 @@ def _bootstrap_continue(model, solver, options, z: dict, data: FitData, replicat
     return values, res, jax.vmap(lambda v, ww: evaluate(model, v, data, ww))(values, w)
 
 
-FIRST_PHASE = 0.25  # of max_iter: most replicates converge by then; stragglers are finished by a second, smaller call
+# Fractions of ``max_iter`` after which the rows still running are compacted and continued alone. With several
+# starts per row, a short first phase picks each row's best start early, so that the rest of the solve runs one lane
+# per row instead of one per start.
+PHASES_ONE_START = (0.25,)
+PHASES_MANY_STARTS = (0.05, 0.25)
 
 
-def _in_two_phases(first_call, continue_call, options: SolverOptions):
+def _in_phases(first_call, continue_call, options: SolverOptions, phases: Sequence[float] = PHASES_ONE_START):
     """Under ``vmap`` every lane waits for the slowest: run a short first phase on every row, then continue only the
-    unconverged rows from where they stopped (padded to a power of two, so the second call compiles for few shapes).
+    unconverged rows from where they stopped (padded to a power of two, so the later calls compile for few shapes),
+    once per entry of ``phases`` and a last time up to ``max_iter``.
 
     ``first_call(options) -> (values, best, metrics)`` for all rows; ``continue_call(options, idx, z)`` for the rows
     ``idx`` from their states ``z``; both return host arrays.
     """
-    first = options._replace(max_iter=max(int(options.max_iter * FIRST_PHASE), 1))
-    values, best, metrics = first_call(first)
-    todo = np.nonzero(np.asarray(best.status) == Status.MAX_ITER)[0]
-    if todo.size == 0 or options.max_iter <= first.max_iter:
-        return values, best, metrics
-    idx = pad_rows(todo, padded_size(1 << int(np.ceil(np.log2(todo.size)))))
-    z = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)[idx]), best.z)
-    v2, b2, m2 = continue_call(options._replace(max_iter=options.max_iter - first.max_iter), idx, z)
-    b2 = b2._replace(n_iter=np.asarray(b2.n_iter) + first.max_iter)
+    ends = sorted({max(int(options.max_iter * f), 1) for f in phases if f < 1} | {options.max_iter})
+    values, best, metrics = first_call(options._replace(max_iter=ends[0]))
+    done = ends[0]
+    for end in ends[1:]:
+        todo = np.nonzero(np.asarray(best.status) == Status.MAX_ITER)[0]
+        if todo.size == 0:
+            break
+        idx = pad_rows(todo, padded_size(1 << int(np.ceil(np.log2(todo.size)))))
+        z = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)[idx]), best.z)
+        v2, b2, m2 = continue_call(options._replace(max_iter=end - done), idx, z)
+        b2 = b2._replace(n_iter=np.asarray(b2.n_iter) + done)
 
-    def merge(a, b):
-        a = np.array(a)
-        a[todo] = np.asarray(b)[: todo.size]
-        return a
+        def merge(a, b):
+            a = np.array(a)
+            a[todo] = np.asarray(b)[: todo.size]
+            return a
 
-    return (jax.tree_util.tree_map(merge, values, v2), jax.tree_util.tree_map(merge, best, b2),
-            jax.tree_util.tree_map(merge, metrics, m2))
+        values, best, metrics = (jax.tree_util.tree_map(merge, values, v2), jax.tree_util.tree_map(merge, best, b2),
+                                 jax.tree_util.tree_map(merge, metrics, m2))
+        done = end
+    return values, best, metrics
 
 
-def _two_phase(model, solver, options, z0, data, reps: np.ndarray, seed):
-    """The bootstrap chunk of replicates ``reps`` in two phases (see :func:`_in_two_phases`)."""
-    return _in_two_phases(
+def _bootstrap_phases(model, solver, options, z0, data, reps: np.ndarray, seed):
+    """The bootstrap chunk of replicates ``reps`` in phases (see :func:`_in_phases`)."""
+    n_starts = len(next(iter(z0.values())))
+    return _in_phases(
         lambda o: gather(_bootstrap_chunk(model, solver, o, z0, data, jnp.asarray(reps), seed)),
         lambda o, idx, z: gather(_bootstrap_continue(model, solver, o, z, data, jnp.asarray(reps[idx]), seed)),
-        options)
+        options, PHASES_MANY_STARTS if n_starts > 1 else PHASES_ONE_START)
 
 
 def bootstrap(
@@ -228,7 +238,7 @@ def bootstrap(
 
     def compute(lo, hi):
         reps = pad_rows(np.arange(lo, hi), padded_size(hi - lo))
-        out = _trim(_two_phase(model, solver, options, z0, data, reps, seed), hi - lo)
+        out = _trim(_bootstrap_phases(model, solver, options, z0, data, reps, seed), hi - lo)
         return _rows(model, {"replicate": np.arange(lo, hi)}, *out)
 
     table = run_chunked(n_boot, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)
@@ -260,27 +270,34 @@ def grid_points(axes: Mapping[str, Sequence[float]]) -> dict[str, np.ndarray]:
     return {k: prod[:, i] for i, k in enumerate(names)}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options", "recipe", "names", "per_row"))
-def _grid_chunk(model, solver, options, recipe, names, base: Hyperparameters, columns: Array, z0, cat: Catalog,
-                per_row: bool = False):
-    """Every grid point re-derived and refitted from the starts ``z0`` (``[S]`` leaves), or, with ``per_row``, each
-    point continued from its own state (``[P]`` leaves, one start each)."""
+@functools.partial(jax.jit, static_argnames=("recipe", "names"))
+def _grid_data(recipe, names, base: Hyperparameters, columns: Array, cat: Catalog) -> FitData:
+    """The fit data of every grid point (``[P, g]`` leaves): F_missing re-derived with the point's hyperparameters."""
     columns = shard_leading(columns)
+    return jax.vmap(lambda col: fit_data(derive_f_missing(base._replace(**{k: col[i] for i, k in enumerate(names)}),
+                                                          cat, recipe)))(columns)
 
-    def one(col, starts_):
-        h = base._replace(**{k: col[i] for i, k in enumerate(names)})
-        data = fit_data(derive_f_missing(h, cat, recipe))
-        res = jax.vmap(lambda z: solve(solver, z, data, options=options,
-                                       residual_fn=lambda zz, d: unconstrained_residuals(model, zz, d)))(starts_)
+
+@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+def _grid_fit(model, solver, options, data: FitData, z0, rows: Array | None = None):
+    """Every grid point of ``data`` refitted from the starts ``z0`` (``[S]`` leaves), or, with ``rows`` ``[P']``,
+    the points ``rows`` each continued from its own state (``[P']`` leaves, one start each). Derived once per chunk
+    (:func:`_grid_data`): the later phases only select rows of it."""
+    if rows is not None:
+        data = jax.tree_util.tree_map(lambda a: a[rows], data)
+        z0 = jax.tree_util.tree_map(lambda a: a[:, None], z0)
+    data = jax.tree_util.tree_map(shard_leading, data)
+
+    def one(d, starts_):
+        res = jax.vmap(lambda z: solve(solver, z, d, options=options,
+                                       residual_fn=lambda zz, dd: unconstrained_residuals(model, zz, dd)))(starts_)
         _, best = best_of_starts(res)
         values = model.parameters.to_values(best.z)
-        metrics = evaluate(model, values, data)
-        metrics["F_mean"] = jnp.sum(jnp.where(data.sample, data.target, 0.0)) / jnp.maximum(jnp.sum(data.sample), 1)
+        metrics = evaluate(model, values, d)
+        metrics["F_mean"] = jnp.sum(jnp.where(d.sample, d.target, 0.0)) / jnp.maximum(jnp.sum(d.sample), 1)
         return values, best, metrics
 
-    if per_row:
-        return jax.vmap(lambda c, z: one(c, jax.tree_util.tree_map(lambda a: a[None], z)))(columns, z0)
-    return jax.vmap(one, in_axes=(0, None))(columns, z0)
+    return jax.vmap(one, in_axes=(0, 0 if rows is not None else None))(data, z0)
 
 
 def hyperparameter_grid(
@@ -317,11 +334,11 @@ def hyperparameter_grid(
 
     def compute(lo, hi):
         c = pad_rows(cols[lo:hi], padded_size(hi - lo))
-        out = _in_two_phases(
-            lambda o: gather(_grid_chunk(model, solver, o, recipe, names, base, jnp.asarray(c, dt), z0, catalog)),
-            lambda o, idx, z: gather(_grid_chunk(model, solver, o, recipe, names, base, jnp.asarray(c[idx], dt), z,
-                                                 catalog, per_row=True)),
-            options)
+        data = _grid_data(recipe, names, base, jnp.asarray(c, dt), catalog)
+        out = _in_phases(
+            lambda o: gather(_grid_fit(model, solver, o, data, z0)),
+            lambda o, idx, z: gather(_grid_fit(model, solver, o, data, z, jnp.asarray(idx))),
+            options, PHASES_MANY_STARTS if n_starts > 1 else PHASES_ONE_START)
         return _rows(model, {k: pts[k][lo:hi] for k in names}, *_trim(out, hi - lo))
 
     table = run_chunked(n, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)

@@ -32,14 +32,14 @@ def bootstrap_case():
     from jaxcoh.fitting import fit_data, starts
     from jaxcoh.models import get_model
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import _rows, _two_phase
+    from jaxcoh.sweeps import _bootstrap_phases, _rows
 
     cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
     data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
     model = get_model("mass_coherence")
     z0 = starts(model, 1, 0, cat.dtype)
     reps = np.arange(8)
-    out = _two_phase(model, "lm", SolverOptions(max_iter=40), z0, data, reps, 0)
+    out = _bootstrap_phases(model, "lm", SolverOptions(max_iter=40), z0, data, reps, 0)
     return pd.DataFrame(_rows(model, {"replicate": reps}, *out)), None
 
 
