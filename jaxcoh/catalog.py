@@ -96,6 +96,12 @@ class GalaxyNames(Sequence[str]):
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self):
+        # Rebuilt, not copied: the cached hash is Python's string hash, which differs between processes.
+        if self._names is None:
+            return (GalaxyNames.numbered, (self._prefix, self._n))
+        return (GalaxyNames, (self._names,))
+
     def __eq__(self, other) -> bool:
         if self is other:
             return True

@@ -13,6 +13,7 @@ from jax import Array
 from .catalog import Catalog
 from .coherence import GalaxyDerivation, Hyperparameters, Reason, derive_curves
 from .properties import GalaxyProperties, galaxy_properties
+from .tracecache import persistent
 
 if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
     import pandas as pd
@@ -26,6 +27,7 @@ class FMissing(NamedTuple):
     in_sample: Array  # bool: recipe properties defined and a finite F_missing > 0
 
 
+@persistent(("recipe",))
 @functools.partial(jax.jit, static_argnames=("recipe",))
 def derive_f_missing(hyper: Hyperparameters, catalog: Catalog, recipe: str = "legacy") -> FMissing:
     """Derives F_missing for every galaxy of ``catalog`` at ``hyper`` (jitted; ``recipe`` is static).

@@ -25,6 +25,7 @@ from .metrics import pearson_r, rms, spearman_rho
 from .models import Model, ModelInputs, get_model, model_inputs
 from .numerics import safe_sqrt
 from .solvers import SolverOptions, SolverResult, Status, solve
+from .tracecache import persistent
 from .uncertainty import hessian_errors
 
 
@@ -83,6 +84,7 @@ def unconstrained_residuals(model: Model, z: Mapping[str, Array], data: FitData,
     return model_residuals(model, model.parameters.to_values(z), data, weights)
 
 
+@persistent(("model", "solver", "options"))
 @functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
 def solve_batch(model: Model, solver: str, options: SolverOptions, z0: Mapping[str, Array], data: FitData,
                 weights: Array) -> SolverResult:

@@ -3,8 +3,8 @@
     python tests/sharded_sweep.py OUT.csv                       # on every device of this process
     python tests/sharded_sweep.py OUT.csv PORT PROCESS_ID N     # one of N processes (gloo collectives, localhost)
 
-Writes the bootstrap table of a small mock (and, single-process, the joint objective and gradient on a catalog
-sharded over galaxies) so the test can compare them with its own single-device answers.
+Writes the bootstrap and grid tables of a small mock (and, single-process, the joint objective and gradient on a
+catalog sharded over galaxies) so the test can compare them with its own single-device answers.
 """
 
 import json
@@ -43,6 +43,20 @@ def bootstrap_case():
     return pd.DataFrame(_rows(model, {"replicate": reps}, *out)), None
 
 
+def grid_case():
+    """:func:`jaxcoh.sweeps.hyperparameter_grid` whole: the grid's derivations, the multi-start first phase and the
+    continued rows, with the grid axis split over the devices."""
+    import numpy as np
+
+    from jaxcoh.solvers import SolverOptions
+    from jaxcoh.sweeps import hyperparameter_grid
+
+    cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
+    table, _ = hyperparameter_grid("mass_coherence", cat, {"ell0": np.array([3.0, 6.0]), "A0": np.array([0.6, 1.2])},
+                                   recipe="sparc", n_starts=2, options=SolverOptions(max_iter=40))
+    return table
+
+
 def joint_case(cat):
     from jaxcoh.joint import JointOptions, get_curve_model, initial_z, joint_data, objective
 
@@ -61,6 +75,8 @@ if __name__ == "__main__":
         sharded = shard_catalog(cat)
         out["catalog_sharding"] = str(sharded.R.sharding)
         out["joint"] = joint_case(sharded)
+    grid = grid_case()
     if jax.process_index() == 0:
         table.to_csv(sys.argv[1], index=False)
+        grid.to_csv(sys.argv[1] + ".grid.csv", index=False)
         print(json.dumps(out))

@@ -32,7 +32,7 @@ def reference():
 
     c = sharded_sweep.CASE
     joint = sharded_sweep.joint_case(jaxcoh.mock_catalog(c["n"], seed=c["seed"], n_max=c["n_max"]))
-    return table, joint
+    return table, joint, sharded_sweep.grid_case()
 
 
 def _env(**extra):
@@ -57,6 +57,7 @@ def test_four_host_devices_match_one(tmp_path, reference):
     assert info["devices"] == 4
     assert "galaxies" in info["catalog_sharding"]
     _assert_same_table(pd.read_csv(out), reference[0])
+    _assert_same_table(pd.read_csv(f"{out}.grid.csv"), reference[2])
     np.testing.assert_allclose(info["joint"], reference[1], rtol=1e-10)
 
 
@@ -77,6 +78,7 @@ def test_two_processes_match_one(tmp_path, reference):
     info = json.loads(outs[0][0].strip().splitlines()[-1])
     assert info == {"devices": 2, "processes": 2}
     _assert_same_table(pd.read_csv(out), reference[0])
+    _assert_same_table(pd.read_csv(f"{out}.grid.csv"), reference[2])
 
 
 def test_shard_catalog_pads_to_device_multiple():

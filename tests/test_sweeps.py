@@ -100,3 +100,35 @@ def test_multistart_rows_are_every_start(mock_fm):
     assert len(table) == 16 and "A_start" in table.columns
     assert summary["n_at_best"] >= 1
     assert table["loss"].min() == pytest.approx(fit_model("power_law_sigma", fm, n_starts=16).loss, rel=1e-10)
+
+
+def test_phases_continue_only_unconverged_rows_with_the_remaining_budget():
+    """_in_phases: every row first, then the rows still at MAX_ITER from their own states, once per phase."""
+    from jaxcoh.solvers import SolverOptions, SolverResult, Status
+    from jaxcoh.sweeps import _in_phases
+
+    need = np.array([3, 30, 8, 150, 1000])  # iterations each row needs to converge
+    calls = []
+
+    def run(rows, start_iter, budget, z):
+        done = np.minimum(need[rows] - start_iter, budget)
+        status = np.where(start_iter + done >= need[rows], Status.CONVERGED, Status.MAX_ITER)
+        best = SolverResult({"a": z["a"] + done}, loss=-(z["a"] + done), grad_norm=np.zeros(len(rows)),
+                            n_iter=done, status=status)
+        return {"a": z["a"] + done}, best, {"rms": np.full(len(rows), 1.0 * budget)}
+
+    def first_call(o):
+        calls.append(("first", o.max_iter, 5))
+        return run(np.arange(5), 0, o.max_iter, {"a": np.zeros(5)})
+
+    def continue_call(o, idx, z):
+        calls.append(("continue", o.max_iter, len(idx)))
+        return run(idx, np.asarray(z["a"]), o.max_iter, {"a": np.asarray(z["a"])})
+
+    values, best, metrics = _in_phases(first_call, continue_call, SolverOptions(max_iter=200), (0.05, 0.25))
+    # 10 iterations for all, then rows 1, 3, 4 (padded to 4) for 40 more, then rows 3, 4 (padded to 2) for 150 more
+    assert calls == [("first", 10, 5), ("continue", 40, 4), ("continue", 150, 2)]
+    np.testing.assert_array_equal(best.n_iter, [3, 30, 8, 150, 200])
+    np.testing.assert_array_equal(values["a"], [3, 30, 8, 150, 200])
+    np.testing.assert_array_equal(best.status, [Status.CONVERGED] * 4 + [Status.MAX_ITER])
+    np.testing.assert_array_equal(metrics["rms"], [10, 40, 10, 150, 150])

@@ -109,3 +109,17 @@ def unified_loss_loop(params: Mapping[str, float], arrays: Mapping[str, np.ndarr
         V2 = V2_bar * (1 + A_gal * burr_window(R, p["ell0"], p["p"], p["n_coh"]))
         total += 0.5 * float(np.sum(((V_obs - _model_speed(V2)) / np.sqrt(e_V**2)) ** 2))
     return total
+
+
+def unified_loss_loop_value_and_grad(params: Mapping[str, float], arrays: Mapping[str, np.ndarray],
+                                     ) -> tuple[float, dict[str, float]]:
+    """The loop's loss and its gradient in the shared parameters by forward differences, as the seed's scripts get
+    gradients (scipy's minimisers without a gradient use 2-point differences): ``len(SHARED) + 1`` loop passes, with
+    relative steps ``sqrt(eps) |x|`` (Psi0 ~ 1e-7 needs a step far below scipy's default ``sqrt(eps) max(|x|, 1)``)."""
+    p = {k: float(params[k]) for k in SHARED}
+    f0 = unified_loss_loop(p, arrays)
+    grad = {}
+    for k in SHARED:
+        h = np.sqrt(np.finfo(float).eps) * (abs(p[k]) or 1.0)
+        grad[k] = (unified_loss_loop({**p, k: p[k] + h}, arrays) - f0) / h
+    return f0, grad

@@ -38,7 +38,7 @@ def run(values: dict) -> int:
     else:
         lines.append(f"SPARC: not configured (give --sparc DIR or set ${SPARC_ENV}); commands use the mock catalog")
     cache = jax.config.jax_compilation_cache_dir
-    lines.append(f"compilation cache: {cache or 'off (set JAX_COMPILATION_CACHE_DIR to keep compiled code)'}")
+    lines.append(f"compilation cache: {cache + ' (compiled code; traced programs in its jaxcoh-traced/)' if cache else 'off (set JAX_COMPILATION_CACHE_DIR to keep compiled code and traced programs between runs)'}")
     lines.append("models: " + ", ".join(f"{m} ({', '.join(get_model(m).parameters.names)})" for m in list_models()))
     print("\n".join(lines))
     return 0

@@ -1,0 +1,106 @@
+"""Traced programs kept between processes (jaxcoh.tracecache): a fresh process reuses them without tracing and gets
+the same numbers; anything that cannot be keyed safely is not stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxcoh
+from jaxcoh import tracecache
+from jaxcoh.fitting import fit_data, solve_batch, starts
+from jaxcoh.models import get_model
+from jaxcoh.solvers import SolverOptions
+
+ROOT = Path(__file__).parents[1]
+
+# Counts calls of the solver dispatcher, which runs only while solve_batch is being traced.
+SCRIPT = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import jaxcoh
+from jaxcoh.fitting import fit_data, solve_batch, starts
+from jaxcoh.models import Model, get_model
+from jaxcoh.solvers import SolverOptions
+
+import jaxcoh.fitting
+
+traced = []
+real_solve = jaxcoh.fitting.solve
+def counting_solve(*a, **k):
+    traced.append(1)
+    return real_solve(*a, **k)
+jaxcoh.fitting.solve = counting_solve
+
+cat = jaxcoh.mock_catalog(20, seed=4, n_max=10)
+data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
+w = jnp.ones_like(data.target)[None]
+mc = get_model("mass_coherence")
+out = {}
+for n_starts in (4, 8):  # two shapes: two programs
+    res = solve_batch(mc, "lm", SolverOptions(max_iter=30), starts(mc, n_starts, 0, cat.dtype), data, w)
+    out[n_starts] = [float(x) for x in res.loss.ravel()]
+n_builtin = len(traced)
+# A model defined outside jaxcoh is never stored (the source digest does not cover its code).
+mine = Model("mine", lambda p, x: p["a"] * x.v_flat / 100.0,
+             jaxcoh.ParameterSpec([jaxcoh.Parameter("a", 1.0, 0.1, 10.0)]))
+solve_batch(mine, "lm", SolverOptions(max_iter=5), starts(mine, 2, 0, cat.dtype), data, w)
+print(json.dumps({"loss": out, "traced_builtin": n_builtin, "traced_total": len(traced)}))
+"""
+
+
+def _run(cache: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_COMPILATION_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_reuses_traced_programs(tmp_path):
+    first = _run(tmp_path)
+    stored = sorted((tmp_path / tracecache.SUBDIR).glob("*.pkl"))
+    assert first["traced_builtin"] == 2  # traced once per shape
+    assert first["traced_total"] == 3  # and the user's model traced as usual
+    # derive_f_missing and the two shapes of solve_batch; nothing for the user's model
+    assert len(stored) == 3
+    second = _run(tmp_path)
+    assert second["traced_builtin"] == 0  # nothing traced: both shapes came from disk
+    assert second["traced_total"] == 1  # the user's model is traced in every process
+    assert second["loss"] == first["loss"]
+    assert sorted((tmp_path / tracecache.SUBDIR).glob("*.pkl")) == stored
+
+
+def test_unreadable_program_is_exported_again(tmp_path):
+    cat = jaxcoh.mock_catalog(6, seed=1, n_max=8)
+    data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
+    model = get_model("power_law")
+    z0 = starts(model, 2, 0, cat.dtype)
+    w = jnp.ones_like(data.target)[None]
+    static = {"model": model, "solver": "lm", "options": SolverOptions(max_iter=10)}
+    leaves, tree = jax.tree_util.tree_flatten({"z0": z0, "data": data, "weights": w})
+    path = tmp_path / "broken.pkl"
+    path.write_bytes(b"not a program")
+    program = tracecache._load_or_export(path, solve_batch.jitted, static, tree, leaves)
+    assert program is not None and path.stat().st_size > 100
+    got = jax.tree_util.tree_unflatten(program.out_tree, program.call(*leaves))
+    want = solve_batch.jitted(**static, z0=z0, data=data, weights=w)
+    np.testing.assert_array_equal(np.asarray(got.loss), np.asarray(want.loss))
+
+
+def test_static_tokens():
+    from jaxcoh.models import Model
+
+    assert tracecache._static_token(get_model("mass_coherence")) == "Model(mass_coherence)"
+    assert tracecache._static_token(Model("x", lambda p, x: x.v_flat, get_model("power_law").parameters)) is None
+    assert tracecache._static_token(SolverOptions(max_iter=3)).startswith("SolverOptions(3, ")
+    assert tracecache._static_token(object()) is None
