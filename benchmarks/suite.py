@@ -191,6 +191,34 @@ def bench_b3(sparc_dir: str | None, per_axis: int, n_baseline: int, repeats: int
 
 
 # ---- B4: kernel loss and gradient at scale --------------------------------------------------------------------------
+B4_MEMORY_SCRIPT = """
+import json, resource, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, sys.argv[2])
+from benchmarks.suite import b4_value_and_grad_once
+b4_value_and_grad_once(int(sys.argv[1]))
+print(json.dumps({"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+B4_MEMORY_TARGET_GIB = 8.0
+
+
+def b4_value_and_grad_once(galaxies: int):
+    """The B4 objective's value and gradient once, mock generation included (run alone in a process, for its peak
+    memory)."""
+    import jaxcoh
+    from jaxcoh.curves import UNIFIED_MULTIPLICATIVE as model
+    from jaxcoh.joint import GALAXY_BLOCK, JointOptions, joint_data, objective
+
+    cat = jaxcoh.mock_catalog(galaxies, seed=0, n_max=64, min_points=64, dtype=jnp.float32)
+    if galaxies >= 4 * GALAXY_BLOCK:
+        cat = cat.pad_galaxies(GALAXY_BLOCK)
+    values = {p.name: jnp.asarray(float(p.init), jnp.float32) for p in model.shared}
+    z = {"shared": model.shared.to_unconstrained(values), "local": {}}
+    vg = jax.jit(jax.value_and_grad(objective), static_argnums=(1, 3))
+    return block(vg(z, model, joint_data(cat), JointOptions(nuisance=False)))
+
+
 def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
     import jaxcoh
     from jaxcoh.curves import UNIFIED_MULTIPLICATIVE as model
@@ -241,6 +269,15 @@ def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
     ns = [r["ns_per_point_value_grad"] for r in rows]
     out["cost_per_point_ns"] = ns
     out["peak_rss_gib"] = peak_rss_gib()
+    # jaxcoh alone at the largest size, in a process of its own (this one also holds the numpy baseline's arrays)
+    p = subprocess.run([sys.executable, "-c", B4_MEMORY_SCRIPT, str(sizes[-1]), str(ROOT)], capture_output=True,
+                       text=True)
+    if p.returncode == 0:
+        out["jaxcoh_process_peak_rss_gib"] = json.loads(p.stdout.strip().splitlines()[-1])["peak_rss_gib"]
+        out["memory_target_gib"] = B4_MEMORY_TARGET_GIB
+        out["memory_met"] = bool(out["jaxcoh_process_peak_rss_gib"] < B4_MEMORY_TARGET_GIB)
+    else:
+        out["jaxcoh_process_peak_rss_gib_error"] = p.stderr[-2000:]
     return out
 
 
@@ -371,8 +408,16 @@ def results_markdown(res: dict, command: str) -> str:
         lines.append(f"\nB4 at {last['galaxies']} galaxies: forward {b4['ratio']:.2f}x the numpy forward pass (target "
                      f"{b4['target']:g}x: {'met' if b4['met'] else 'not met'}), value and gradient "
                      f"{b4['value_grad_ratio']:.2f}x it (target {b4['value_grad_target']:g}x: "
-                     f"{'met' if b4['value_grad_met'] else 'not met'}); peak RSS of the whole process "
-                     f"{b4['peak_rss_gib']:.2f} GiB (numpy baseline and mock generation included).")
+                     f"{'met' if b4['value_grad_met'] else 'not met'}); peak RSS of the benchmark process "
+                     f"{b4['peak_rss_gib']:.2f} GiB (numpy baseline included).")
+        ns = b4["cost_per_point_ns"]
+        lines.append(f"Cost per point of the value and gradient from {b4['sizes'][0]['points']} to {last['points']} points: "
+                     + ", ".join(f"{v:.1f}" for v in ns) + f" ns (largest / smallest {max(ns) / min(ns):.2f}: linear "
+                     "in the number of points).")
+        if "jaxcoh_process_peak_rss_gib" in b4:
+            lines.append(f"jaxcoh alone (mock generation, value and gradient at {last['galaxies']} galaxies, in a "
+                         f"fresh process): peak RSS {b4['jaxcoh_process_peak_rss_gib']:.2f} GiB (target under "
+                         f"{b4['memory_target_gib']:g} GiB: {'met' if b4['memory_met'] else 'not met'}).")
         if "loop_ratio" in b4:
             lines.append(f"Against the per-galaxy Python loop at {b4['loop_galaxies']} galaxies (float64, gradient by "
                          f"forward differences: {len(bl_kernel.SHARED) + 1} loop passes): value and gradient "

@@ -419,6 +419,44 @@ def diagnose(model: CurveModel, z: dict, data: JointData, opts: JointOptions) ->
     return msgs
 
 
+def _local_spec(model: CurveModel, opts: JointOptions) -> ParameterSpec:
+    """Every per-galaxy parameter of a joint fit: the model's own, then the nuisance values (if fitted)."""
+    return ParameterSpec([*model.local, *(NUISANCE if opts.nuisance else [])])
+
+
+def _from_log_coordinates(model: CurveModel, opts: JointOptions, s_log: tuple[bool, ...], l_log: tuple[bool, ...],
+                          qs: Array, QL: Array | None) -> dict:
+    """The unconstrained ``z`` at shared coordinates ``qs`` ``[ks]`` and per-galaxy coordinates ``QL`` ``[g, kl]``
+    (logarithms where ``s_log`` / ``l_log`` say so, values elsewhere)."""
+    sv = {k: jnp.exp(qs[i]) if lg else qs[i] for i, (k, lg) in enumerate(zip(model.shared.names, s_log))}
+    z = {"shared": model.shared.to_unconstrained(sv), "local": {}}
+    if QL is not None:
+        names = _local_spec(model, opts).names
+        lv = {k: jnp.exp(QL[:, c]) if lg else QL[:, c] for c, (k, lg) in enumerate(zip(names, l_log))}
+        z["local"] = model.local.to_unconstrained({k: lv[k] for k in model.local.names})
+        if opts.nuisance:
+            z["nuisance"] = NUISANCE.to_unconstrained({k: lv[k] for k in NUISANCE.names})
+    return z
+
+
+@functools.partial(jax.jit, static_argnames=("model", "opts", "s_log", "l_log"))
+def _arrowhead_hessian(model, opts, s_log, l_log, qs0: Array, QL0: Array, data: JointData):
+    """The blocks of the arrowhead Hessian at ``(qs0, QL0)``: ``H_ll [g, kl, kl]`` (one Hessian-vector product per
+    parameter kind, every galaxy at once: galaxies are independent), ``H_ss [ks, ks]`` and ``H_ls [g, kl, ks]``.
+    One jitted call: evaluated eagerly, op by op, these took ~16 s of compilation per model in a fresh process."""
+
+    def f(qs, QL):
+        return objective(_from_log_coordinates(model, opts, s_log, l_log, qs, QL), model, data, opts)
+
+    kl, ks = QL0.shape[1], qs0.shape[0]
+    grad_L = jax.grad(f, argnums=1)
+    H_ll = jax.vmap(lambda t: jax.jvp(lambda QL: grad_L(qs0, QL), (QL0,), (jnp.broadcast_to(t, QL0.shape),))[1],
+                    out_axes=-1)(jnp.eye(kl, dtype=QL0.dtype))
+    if not ks:
+        return H_ll, None, None
+    return H_ll, jax.hessian(f, argnums=0)(qs0, QL0), jax.jacfwd(grad_L, argnums=0)(qs0, QL0)
+
+
 def _joint_errors(model, z, data, opts):
     """Errors of the shared parameters, marginalised over every per-galaxy one, and of the per-galaxy values.
 
@@ -430,7 +468,7 @@ def _joint_errors(model, z, data, opts):
     parameters, as in :func:`hessian_errors`, which analyses ``S`` (degeneracies, bounds, derived quantities).
     """
     shared, local, nu = split(model, z, data, opts)
-    local_spec = ParameterSpec([*model.local, *(NUISANCE if opts.nuisance else [])])
+    local_spec = _local_spec(model, opts)
     local_vals = {**local, **(nu._asdict() if opts.nuisance else {})}
     dt = data.cat.dtype
 
@@ -442,14 +480,10 @@ def _joint_errors(model, z, data, opts):
     QL0 = (jnp.stack([jnp.log(local_vals[k]) if lg else local_vals[k] for k, lg in zip(local_spec.names, l_log)],
                      axis=1) if len(local_spec) else None)
 
+    s_log, l_log = tuple(map(bool, s_log)), tuple(map(bool, l_log))
+
     def unpack(qs, QL):
-        sv = {k: jnp.exp(qs[i]) if lg else qs[i] for i, (k, lg) in enumerate(zip(model.shared.names, s_log))}
-        lv = {k: jnp.exp(QL[:, c]) if lg else QL[:, c] for c, (k, lg) in enumerate(zip(local_spec.names, l_log))}
-        zz = {"shared": model.shared.to_unconstrained(sv),
-              "local": model.local.to_unconstrained({k: lv[k] for k in model.local.names})}
-        if opts.nuisance:
-            zz["nuisance"] = NUISANCE.to_unconstrained({k: lv[k] for k in NUISANCE.names})
-        return zz
+        return _from_log_coordinates(model, opts, s_log, l_log, qs, QL)
 
     if QL0 is None:
         analysis = hessian_errors(lambda v: objective(unpack(jnp.stack([v[k] for k in model.shared.names]), None),
@@ -459,11 +493,8 @@ def _joint_errors(model, z, data, opts):
     def f(qs, QL):
         return objective(unpack(qs, QL), model, data, opts)
 
+    H_ll, H_ss, H_ls = _arrowhead_hessian(model, opts, s_log, l_log, qs0, QL0, data)
     kl, ks = QL0.shape[1], qs0.shape[0]
-    grad_L = jax.grad(f, argnums=1)
-    # d(grad_L)/d(L) along kind c on every galaxy at once: column c of each galaxy's block (galaxies are independent).
-    H_ll = jax.vmap(lambda t: jax.jvp(lambda QL: grad_L(qs0, QL), (QL0,), (jnp.broadcast_to(t, QL0.shape),))[1],
-                    out_axes=-1)(jnp.eye(kl, dtype=dt))  # [g, kl, kl]
     active = np.asarray(data.cat.galaxy_mask)
     H_ll = np.array(H_ll, np.float64)
     # A galaxy whose block is not finite (a parameter at a bound where a curvature overflows) gets no errors; its
@@ -477,8 +508,8 @@ def _joint_errors(model, z, data, opts):
     H_ll = 0.5 * (H_ll + np.swapaxes(H_ll, 1, 2))
     H_ll_inv = np.linalg.pinv(H_ll, hermitian=True)
     if ks:
-        H_ss = np.asarray(jax.hessian(f, argnums=0)(qs0, QL0), np.float64)
-        H_ls = np.array(jax.jacfwd(grad_L, argnums=0)(qs0, QL0), np.float64)  # [g, kl, ks]
+        H_ss = np.asarray(H_ss, np.float64)
+        H_ls = np.array(H_ls, np.float64)  # [g, kl, ks]
         H_ls[~active] = 0.0
         H_ls[~np.isfinite(H_ls)] = 0.0
         S = H_ss - np.einsum("gli,glm,gmj->ij", H_ls, H_ll_inv, H_ls)
