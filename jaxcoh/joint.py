@@ -443,7 +443,7 @@ def _from_log_coordinates(model: CurveModel, opts: JointOptions, s_log: tuple[bo
 def _arrowhead_hessian(model, opts, s_log, l_log, qs0: Array, QL0: Array, data: JointData):
     """The blocks of the arrowhead Hessian at ``(qs0, QL0)``: ``H_ll [g, kl, kl]`` (one Hessian-vector product per
     parameter kind, every galaxy at once: galaxies are independent), ``H_ss [ks, ks]`` and ``H_ls [g, kl, ks]``.
-    One jitted call: evaluated eagerly, op by op, these took ~16 s of compilation per model in a fresh process."""
+    One jitted call: evaluated eagerly, op by op, these took 16-21 s per model on SPARC in a fresh process."""
 
     def f(qs, QL):
         return objective(_from_log_coordinates(model, opts, s_log, l_log, qs, QL), model, data, opts)

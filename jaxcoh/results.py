@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +52,8 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "to_dict") and type(obj).__name__ != "DataFrame":  # pandas imported only when used
+    pd = sys.modules.get("pandas")  # a DataFrame exists only if pandas was imported: jaxcoh does not import it
+    if hasattr(obj, "to_dict") and not (pd is not None and isinstance(obj, pd.DataFrame)):
         return to_jsonable(obj.to_dict())
     if isinstance(obj, (str, bool)) or obj is None:
         return obj

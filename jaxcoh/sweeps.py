@@ -172,14 +172,16 @@ PHASES_ONE_START = (0.25,)
 PHASES_MANY_STARTS = (0.05, 0.25)
 
 
-def _in_phases(first_call, continue_call, options: SolverOptions, phases: Sequence[float] = PHASES_ONE_START):
+def _in_phases(first_call, continue_call, options: SolverOptions, n_starts: int):
     """Under ``vmap`` every lane waits for the slowest: run a short first phase on every row, then continue only the
     unconverged rows from where they stopped (padded to a power of two, so the later calls compile for few shapes),
-    once per entry of ``phases`` and a last time up to ``max_iter``.
+    at each fraction of :data:`PHASES_ONE_START` or, with several starts per row, :data:`PHASES_MANY_STARTS`, and a
+    last time up to ``max_iter``.
 
     ``first_call(options) -> (values, best, metrics)`` for all rows; ``continue_call(options, idx, z)`` for the rows
     ``idx`` from their states ``z``; both return host arrays.
     """
+    phases = PHASES_MANY_STARTS if n_starts > 1 else PHASES_ONE_START
     ends = sorted({max(int(options.max_iter * f), 1) for f in phases if f < 1} | {options.max_iter})
     values, best, metrics = first_call(options._replace(max_iter=ends[0]))
     done = ends[0]
@@ -205,11 +207,10 @@ def _in_phases(first_call, continue_call, options: SolverOptions, phases: Sequen
 
 def _bootstrap_phases(model, solver, options, z0, data, reps: np.ndarray, seed):
     """The bootstrap chunk of replicates ``reps`` in phases (see :func:`_in_phases`)."""
-    n_starts = len(next(iter(z0.values())))
     return _in_phases(
         lambda o: gather(_bootstrap_chunk(model, solver, o, z0, data, jnp.asarray(reps), seed)),
         lambda o, idx, z: gather(_bootstrap_continue(model, solver, o, z, data, jnp.asarray(reps[idx]), seed)),
-        options, PHASES_MANY_STARTS if n_starts > 1 else PHASES_ONE_START)
+        options, len(next(iter(z0.values()))))
 
 
 def bootstrap(
@@ -338,7 +339,7 @@ def hyperparameter_grid(
         out = _in_phases(
             lambda o: gather(_grid_fit(model, solver, o, data, z0)),
             lambda o, idx, z: gather(_grid_fit(model, solver, o, data, z, jnp.asarray(idx))),
-            options, PHASES_MANY_STARTS if n_starts > 1 else PHASES_ONE_START)
+            options, n_starts)
         return _rows(model, {k: pts[k][lo:hi] for k in names}, *_trim(out, hi - lo))
 
     table = run_chunked(n, chunk_size, compute, out=out, key=sweep_key(args), progress=progress)

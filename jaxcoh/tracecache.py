@@ -55,8 +55,14 @@ def _static_token(value) -> str | None:
     """A stable text for a static argument, or None when it cannot be keyed safely (then the cache is bypassed)."""
     from .models import Model
 
-    if isinstance(value, Model):  # only models whose code is jaxcoh's own are covered by the source digest
-        return f"Model({value.name})" if getattr(value.predict, "__module__", "").startswith("jaxcoh.") else None
+    if isinstance(value, Model):
+        # Only a module-level function of jaxcoh's is covered by the source digest; the bounds and scales are part of
+        # the program (the bijections), so a model re-registered with other bounds gets a program of its own.
+        module, qualname = getattr(value.predict, "__module__", ""), getattr(value.predict, "__qualname__", "<")
+        if not module.startswith("jaxcoh.") or "<" in qualname:
+            return None
+        spec = [(p.name, p.init, p.lower, p.upper, p.scale) for p in value.parameters]
+        return f"Model({value.name}, {module}.{qualname}, {spec!r})"
     if value is None or isinstance(value, (str, int, float, bool)):
         return repr(value)
     if isinstance(value, tuple):  # NamedTuples of options included

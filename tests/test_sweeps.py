@@ -103,7 +103,8 @@ def test_multistart_rows_are_every_start(mock_fm):
 
 
 def test_phases_continue_only_unconverged_rows_with_the_remaining_budget():
-    """_in_phases: every row first, then the rows still at MAX_ITER from their own states, once per phase."""
+    """_in_phases with several starts: every row first (the short phase that picks the best start), then the rows
+    still at MAX_ITER from their own states, once per phase."""
     from jaxcoh.solvers import SolverOptions, SolverResult, Status
     from jaxcoh.sweeps import _in_phases
 
@@ -125,7 +126,7 @@ def test_phases_continue_only_unconverged_rows_with_the_remaining_budget():
         calls.append(("continue", o.max_iter, len(idx)))
         return run(idx, np.asarray(z["a"]), o.max_iter, {"a": np.asarray(z["a"])})
 
-    values, best, metrics = _in_phases(first_call, continue_call, SolverOptions(max_iter=200), (0.05, 0.25))
+    values, best, metrics = _in_phases(first_call, continue_call, SolverOptions(max_iter=200), n_starts=4)
     # 10 iterations for all, then rows 1, 3, 4 (padded to 4) for 40 more, then rows 3, 4 (padded to 2) for 150 more
     assert calls == [("first", 10, 5), ("continue", 40, 4), ("continue", 150, 2)]
     np.testing.assert_array_equal(best.n_iter, [3, 30, 8, 150, 200])

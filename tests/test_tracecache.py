@@ -50,6 +50,10 @@ for n_starts in (4, 8):  # two shapes: two programs
     res = solve_batch(mc, "lm", SolverOptions(max_iter=30), starts(mc, n_starts, 0, cat.dtype), data, w)
     out[n_starts] = [float(x) for x in res.loss.ravel()]
 n_builtin = len(traced)
+# Under another transformation the call is traced as part of it: nothing stored, same numbers.
+F = jax.jit(lambda e: jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(ell0=e), cat, "sparc").derivation.F_missing)
+direct = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(ell0=3.0), cat, "sparc").derivation.F_missing
+assert bool(jnp.allclose(F(3.0), direct, rtol=1e-12, atol=0, equal_nan=True))  # catalog folded in as constants
 # A model defined outside jaxcoh is never stored (the source digest does not cover its code).
 mine = Model("mine", lambda p, x: p["a"] * x.v_flat / 100.0,
              jaxcoh.ParameterSpec([jaxcoh.Parameter("a", 1.0, 0.1, 10.0)]))
@@ -71,7 +75,8 @@ def test_fresh_process_reuses_traced_programs(tmp_path):
     stored = sorted((tmp_path / tracecache.SUBDIR).glob("*.pkl"))
     assert first["traced_builtin"] == 2  # traced once per shape
     assert first["traced_total"] == 3  # and the user's model traced as usual
-    # derive_f_missing and the two shapes of solve_batch; nothing for the user's model
+    # derive_f_missing at the default hyperparameters, at ell0 = 3 (a direct call: the same program, as only shapes
+    # key it) and the two shapes of solve_batch; nothing for the user's model or the call under jit
     assert len(stored) == 3
     second = _run(tmp_path)
     assert second["traced_builtin"] == 0  # nothing traced: both shapes came from disk
@@ -100,7 +105,16 @@ def test_unreadable_program_is_exported_again(tmp_path):
 def test_static_tokens():
     from jaxcoh.models import Model
 
-    assert tracecache._static_token(get_model("mass_coherence")) == "Model(mass_coherence)"
+    from jaxcoh.parameters import Parameter, ParameterSpec
+
+    mc = get_model("mass_coherence")
+    token = tracecache._static_token(mc)
+    assert token.startswith("Model(mass_coherence, jaxcoh.models.") and "'Psi0'" in token
+    # jaxcoh's own prediction with other bounds (re-registered under the same name): another program
+    narrower = Model("mass_coherence", mc.predict, ParameterSpec(
+        [Parameter(p.name, p.init, p.lower, p.upper * 0.5 if p.name == "K_max" else p.upper, p.scale)
+         for p in mc.parameters]))
+    assert tracecache._static_token(narrower) not in (None, token)
     assert tracecache._static_token(Model("x", lambda p, x: x.v_flat, get_model("power_law").parameters)) is None
     assert tracecache._static_token(SolverOptions(max_iter=3)).startswith("SolverOptions(3, ")
     assert tracecache._static_token(object()) is None
