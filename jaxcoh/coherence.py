@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .constants import C_KMS, G_DERIVATION, KPC_KM
-from .numerics import masked_mean, masked_sum, safe_div, safe_pow
+from .numerics import at_least, clip, masked_mean, masked_sum, safe_div, safe_pow
 
 TAU_MIN, TAU_MAX = 1e6, 1e20  # s: the seed's clip on both coherence times
 MIN_POINTS = 4  # galaxies with fewer points are skipped (section 2)
@@ -64,7 +64,7 @@ def baryonic_density(g_bar: Array, R: Array) -> Array:
 
 def potential_contrast(rho: Array, delta_R: Array) -> Array:
     """Step 3: dimensionless potential contrast across a cell, ``max(G rho delta_R^2 / c^2, 1e-10)``."""
-    return jnp.maximum(G_DERIVATION * rho * delta_R**2 / C_KMS**2, 1e-10)
+    return at_least(G_DERIVATION * rho * delta_R**2 / C_KMS**2, 1e-10)
 
 
 def orbital_period(g_bar: Array, R: Array, v2_floor: float) -> Array:
@@ -72,50 +72,86 @@ def orbital_period(g_bar: Array, R: Array, v2_floor: float) -> Array:
 
     The seed floors ``v_c^2`` at 1e-6 for the geometric time and 1e-12 for the exposure; both are kept.
     """
-    v_c = jnp.sqrt(jnp.maximum(g_bar * R * 1e3, v2_floor))
+    v_c = jnp.sqrt(at_least(g_bar * R * 1e3, v2_floor))
     return 2 * jnp.pi * R * KPC_KM / (v_c * 1e3)
 
 
 def geometric_coherence_time(dphi: Array, T_orb: Array, alpha_geom: Array) -> Array:
     """Step 5: ``tau_geom = clip(alpha_geom (2 pi / dphi) T_orb, 1e6, 1e20)`` [s]."""
-    return jnp.clip(alpha_geom * (2 * jnp.pi / dphi) * T_orb, TAU_MIN, TAU_MAX)
+    return clip(alpha_geom * (2 * jnp.pi / dphi) * T_orb, TAU_MIN, TAU_MAX)
 
 
 def noise_coherence_time(R: Array, sigma_v: Array, beta_sigma: Array) -> Array:
     """Step 6: ``tau_noise = clip(R kpc / (max(sigma_v, 1e-3)^beta_sigma 1e3), 1e6, 1e20)`` [s]."""
-    return jnp.clip(R * KPC_KM / (jnp.maximum(sigma_v, 1e-3) ** beta_sigma * 1e3), TAU_MIN, TAU_MAX)
+    return clip(R * KPC_KM / (at_least(sigma_v, 1e-3) ** beta_sigma * 1e3), TAU_MIN, TAU_MAX)
+
+
+def coherence_rate(rate_geom: Array, tau_noise: Array) -> Array:
+    """Step 7 as a rate: ``max(1/tau_geom + 1/tau_noise, 1e-20)`` [1/s], from ``rate_geom = 1/tau_geom``."""
+    return at_least(rate_geom + 1.0 / tau_noise, 1e-20)
 
 
 def coherence_time(tau_geom: Array, tau_noise: Array) -> Array:
     """Step 7: harmonic combination ``1 / max(1/tau_geom + 1/tau_noise, 1e-20)`` [s]."""
-    return 1.0 / jnp.maximum(1.0 / tau_geom + 1.0 / tau_noise, 1e-20)
+    return 1.0 / coherence_rate(1.0 / tau_geom, tau_noise)
+
+
+def exposure_period(g_bar: Array, R: Array) -> Array:
+    """Step 8's ``T2``: the orbital period with ``v_c^2`` floored at 1e-12, itself floored at 1e10 s."""
+    return at_least(orbital_period(g_bar, R, 1e-12), 1e10)
 
 
 def exposure_factor(tau_coh: Array, g_bar: Array, R: Array) -> Array:
     """Step 8: ``Xi = tau_coh / T2``, coherence time in units of the orbital period (floored at 1e10 s)."""
-    return tau_coh / jnp.maximum(orbital_period(g_bar, R, 1e-12), 1e10)
+    return tau_coh / exposure_period(g_bar, R)
 
 
 def burr_xii_window(R: Array, ell0: Array, p: Array, n_coh: Array) -> Array:
     """Step 10: the Burr-XII radial window ``C(R) = clip(1 - (1 + (R/ell0)^p)^(-n_coh), 0, 1)``."""
-    return jnp.clip(1.0 - jnp.exp(-n_coh * jnp.log1p(safe_pow(R / ell0, p))), 0.0, 1.0)  # exp/log: see safe_pow
+    return clip(1.0 - jnp.exp(-n_coh * jnp.log1p(safe_pow(R / ell0, p))), 0.0, 1.0)  # exp/log: see safe_pow
 
 
 def required_enhancement(V_obs: Array, V_bar: Array) -> Array:
     """Step 11: ``K_req = max((V_obs / max(V_bar, 1e-6))^2 - 1, 0)``, the enhancement the data ask for."""
-    return jnp.maximum((V_obs / jnp.maximum(V_bar, 1e-6)) ** 2 - 1.0, 0.0)
+    return at_least((V_obs / at_least(V_bar, 1e-6)) ** 2 - 1.0, 0.0)
 
 
 # ---- per galaxy -----------------------------------------------------------------------------------------------------
 def roughness_amplitude(Xi_mean: Array, A0: Array, gamma_rough: Array) -> Array:
     """Step 9: ``K_rough = A0 max(Xi_mean, 0)^gamma_rough``."""
-    return A0 * safe_pow(jnp.maximum(Xi_mean, 0.0), gamma_rough)
+    return A0 * safe_pow(at_least(Xi_mean, 0.0), gamma_rough)
 
 
 def empirical_amplitude(K_req_mean: Array, C_mean: Array) -> Array:
     """Step 12: ``A_emp = K_req_mean / C_mean`` where ``C_mean > 1e-6``, else ``K_req_mean``."""
     ok = C_mean > MIN_C_MEAN
     return jnp.where(ok, K_req_mean / jnp.where(ok, C_mean, 1.0), K_req_mean)
+
+
+class GeometricTimes(NamedTuple):
+    """The times of steps 1-8 that depend on the curve alone, per point, as rates (1/s): no fitted parameter but
+    ``delta_R`` and ``alpha_geom`` enters them, so fits that hold those fixed compute them once. Rates, because the
+    exposure is then one division per point, ``Xi = (1/T2) / (1/tau_geom + 1/tau_noise)`` (the same number up to
+    rounding)."""
+
+    rate_geom: Array  # 1 / tau_geom (step 5)
+    rate_T2: Array  # 1 / T2, the exposure period (step 8)
+
+
+def geometric_times(R: Array, V_bar: Array, delta_R: Array, alpha_geom: Array) -> GeometricTimes:
+    """Steps 1-5 and step 8's period on real points (padding already replaced by safe values); any shape."""
+    g_bar = baryonic_acceleration(V_bar, R)
+    dphi = potential_contrast(baryonic_density(g_bar, R), delta_R)
+    return GeometricTimes(1.0 / geometric_coherence_time(dphi, orbital_period(g_bar, R, 1e-6), alpha_geom),
+                          1.0 / exposure_period(g_bar, R))
+
+
+def exposure_mean_from_times(times: GeometricTimes, R: Array, mask: Array, sigma_v: Array,
+                             beta_sigma: Array) -> Array:
+    """Steps 6-8 and the mean: ``Xi_mean [...]`` from ``[..., n]`` times, radii (safe at padding) and mask, and
+    ``[...]`` dispersions."""
+    rate = coherence_rate(times.rate_geom, noise_coherence_time(R, sigma_v[..., None], beta_sigma))
+    return masked_mean(times.rate_T2 / rate, mask, axis=-1, fill=0.0)
 
 
 def exposure_mean(h: Hyperparameters, R: Array, V_bar: Array, mask: Array, sigma_v: Array) -> Array:
@@ -125,11 +161,8 @@ def exposure_mean(h: Hyperparameters, R: Array, V_bar: Array, mask: Array, sigma
     """
     R = jnp.where(mask, R, 1.0)
     V_bar = jnp.where(mask, V_bar, 1.0)
-    g_bar = baryonic_acceleration(V_bar, R)
-    dphi = potential_contrast(baryonic_density(g_bar, R), h.delta_R)
-    tau_geom = geometric_coherence_time(dphi, orbital_period(g_bar, R, 1e-6), h.alpha_geom)
-    tau_coh = coherence_time(tau_geom, noise_coherence_time(R, sigma_v, h.beta_sigma))
-    return masked_mean(exposure_factor(tau_coh, g_bar, R), mask, fill=0.0)
+    times = geometric_times(R, V_bar, h.delta_R, h.alpha_geom)
+    return exposure_mean_from_times(times, R, mask, jnp.asarray(sigma_v), h.beta_sigma)
 
 
 def roughness(h: Hyperparameters, R: Array, V_bar: Array, mask: Array, sigma_v: Array) -> Array:

@@ -28,12 +28,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
 from .catalog import Catalog
-from .coherence import Hyperparameters, burr_xii_window, roughness
+from .coherence import GeometricTimes, burr_xii_window, exposure_mean_from_times, geometric_times, roughness_amplitude
 from .constants import G_NEWTON, KMS2_PER_KPC_TO_MS2
 from .models import Model, ModelInputs, get_model
 from .numerics import safe_div, safe_sqrt
@@ -42,16 +41,19 @@ from .properties import GalaxyProperties, baryonic_speed_squared, galaxy_propert
 
 H0_KMS_KPC = 0.073  # Hubble constant [km/s/kpc] (73 km/s/Mpc, as SPARC's Hubble-flow distances)
 CM_SCATTER_DEX = 0.11  # scatter of the concentration-mass relation (Dutton & Maccio 2014)
+DERIVATION_FIXED = {"delta_R": 0.1, "alpha_geom": 1.0}  # kpc, 1: enter only through clipped times; kept at the seed's
 
 
 class CurveInputs(NamedTuple):
-    """The data a curve model sees, after the nuisance rescaling. ``[g, n]`` and ``[g]``."""
+    """The data a curve model sees, after the nuisance rescaling. Every field ``[g, n]`` or ``[g]`` (galaxies first,
+    so that the inputs split into blocks of galaxies)."""
 
     R: Array  # kpc
     V_bar2: Array  # (km/s)^2, signed
     mask: Array
     properties: GalaxyProperties  # of the recipe, at the nuisance values
-    x: ModelInputs  # inputs of the F_missing model
+    x: ModelInputs  # inputs of the F_missing model (the sample's references broadcast to [g])
+    times: GeometricTimes  # of the roughness derivation at DERIVATION_FIXED (safe values at padding)
 
 
 def curve_inputs(cat: Catalog, upsilon_disk, upsilon_bulge, recipe: str, refs: tuple[Array, Array]) -> CurveInputs:
@@ -68,10 +70,12 @@ def curve_inputs(cat: Catalog, upsilon_disk, upsilon_bulge, recipe: str, refs: t
     x = ModelInputs(
         M_b=jnp.where(ok, props.M_b, 1e10), R_d=jnp.where(ok, props.R_d, 1.0),
         v_flat=jnp.where(ok, props.v_flat, 100.0), sigma_v=jnp.where(ok, props.sigma_v, 15.0),
-        sigma_ref=refs[0], R_ref=refs[1],
+        sigma_ref=jnp.broadcast_to(refs[0], ok.shape), R_ref=jnp.broadcast_to(refs[1], ok.shape),
     )
     props = dataclasses.replace(props, sigma_v=x.sigma_v)
-    return CurveInputs(cat.R, baryonic_speed_squared(cat, upsilon_disk, upsilon_bulge), cat.mask, props, x)
+    times = geometric_times(jnp.where(cat.mask, cat.R, 1.0), jnp.where(cat.mask, props.V_bar, 1.0),
+                            **DERIVATION_FIXED)
+    return CurveInputs(cat.R, baryonic_speed_squared(cat, upsilon_disk, upsilon_bulge), cat.mask, props, x, times)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static argument of jitted fits
@@ -176,15 +180,13 @@ ROUGHNESS_HYPER = ParameterSpec([
     Parameter("gamma_rough", 0.1, 0.0, 1.0, description="roughness exponent on the exposure"),
     Parameter("beta_sigma", 1.5, 0.1, 4.0, description="power of sigma_v in the noise coherence time"),
 ])
-DERIVATION_FIXED = {"delta_R": 0.1, "alpha_geom": 1.0}  # kpc, 1: enter only through clipped times; kept at the seed's
 
 
 def unified_kernel_amplitude(kind: str, missing: Model, shared, x: CurveInputs) -> Array:
     """``A_gal [g]``: ``K_rough + K_missing`` (additive) or ``K_rough * F_pred`` (multiplicative)."""
-    h = Hyperparameters(ell0=shared["ell0"], p=shared["p"], n_coh=shared["n_coh"], A0=shared["A0"],
-                        gamma_rough=shared["gamma_rough"], beta_sigma=shared["beta_sigma"], **DERIVATION_FIXED)
-    V_bar = x.properties.V_bar
-    K_rough = jax.vmap(roughness, in_axes=(None, 0, 0, 0, 0))(h, x.R, V_bar, x.mask, x.properties.sigma_v)
+    Xi_mean = exposure_mean_from_times(x.times, jnp.where(x.mask, x.R, 1.0), x.mask, x.properties.sigma_v,
+                                       shared["beta_sigma"])
+    K_rough = roughness_amplitude(Xi_mean, shared["A0"], shared["gamma_rough"])
     F = missing.predict({k: shared[k] for k in missing.parameters.names}, x.x)
     return K_rough + F if kind == "additive" else K_rough * F
 

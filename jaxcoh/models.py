@@ -38,7 +38,7 @@ MASS_MODEL_ELL0 = 5.0  # kpc: the coherence scale inside Psi (degenerate with Ps
 
 
 class ModelInputs(NamedTuple):
-    """What an F_missing model sees of each galaxy (``[g]``) and of the sample (scalars)."""
+    """What an F_missing model sees of each galaxy (``[g]``) and of the sample (scalars, or broadcast to ``[g]``)."""
 
     M_b: Array  # Msun
     R_d: Array  # kpc

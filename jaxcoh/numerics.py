@@ -22,6 +22,21 @@ def safe_pow(x: Array, p: Array) -> Array:
     return jnp.where(pos, jnp.exp(p * jnp.log(xs)), 0.0)
 
 
+def clip(x: Array, lo, hi) -> Array:
+    """``jnp.clip`` whose derivative is a plain select: 1 inside ``[lo, hi]``, 0 outside.
+
+    ``lax.max`` and ``lax.min`` differentiate through a tie-balancing rule with a division per element; in the
+    kernel's gradient those divisions and their saved masks were the costliest fusion. Values are the same,
+    NaN included.
+    """
+    return jnp.where(x < lo, lo, jnp.where(x > hi, hi, x))
+
+
+def at_least(x: Array, lo) -> Array:
+    """``jnp.maximum(x, lo)`` for a bound ``lo``, with the plain-select derivative of :func:`clip`."""
+    return jnp.where(x < lo, lo, x)
+
+
 def safe_sqrt(x: Array) -> Array:
     """``sqrt(x)`` for ``x > 0`` and 0 elsewhere, with a zero (not infinite) gradient at and below 0."""
     pos = x > 0
@@ -47,5 +62,5 @@ def masked_sum(x: Array, mask: Array, axis=None) -> Array:
 
 def masked_mean(x: Array, mask: Array, axis=None, fill: float = jnp.nan) -> Array:
     """Mean of ``x`` over ``mask``, ``fill`` where the mask is empty."""
-    n = jnp.sum(mask, axis=axis)
+    n = jnp.sum(mask, axis=axis, dtype=jnp.result_type(x))  # counted in x's float type: exact below 2^24, and fused
     return safe_div(masked_sum(x, mask, axis), n, fill)

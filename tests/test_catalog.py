@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from jaxcoh import Catalog, mock_catalog
 from jaxcoh.catalog import GALAXY_FIELDS, POINT_FIELDS, GalaxyNames, bucket_widths
-from jaxcoh.numerics import masked_mean, masked_sum
+from jaxcoh.numerics import at_least, clip, masked_mean, masked_sum
+from jaxcoh.properties import window_median
 
 
 def ragged(lengths, seed=0):
@@ -90,6 +92,40 @@ def test_masked_reductions_ignore_padding_against_unpadded_numpy(small):
     # ... and their gradient is finite (zero) on the padding.
     g = jax.grad(lambda v: masked_mean(v, cat.mask, axis=1).sum())(poisoned.V_obs)
     assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[~np.asarray(cat.mask)] == 0)
+
+
+_window_median = jax.jit(window_median)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(values=hnp.arrays(np.float64, (6, 10), elements=st.sampled_from([0.0, 1.5, 2.0, 2.0, 7.25, -3.0, 40.0])),
+       n_valid=hnp.arrays(np.int64, (6,), elements=st.integers(0, 10)))
+def test_window_median_is_numpys_median_of_the_valid_entries(values, n_valid):
+    """The rank-based median against numpy on the valid entries (few distinct values: ties everywhere), NaN for a row
+    with none; its gradient picks the middle entries."""
+    valid = np.arange(10)[None, :] >= (10 - n_valid)[:, None]
+    got = np.asarray(_window_median(jnp.asarray(values), jnp.asarray(valid)))
+    want = [np.median(v[m]) if m.any() else np.nan for v, m in zip(values, valid, strict=True)]
+    np.testing.assert_array_equal(got, want)
+    g = np.asarray(jax.grad(lambda v: jnp.nansum(window_median(v, jnp.asarray(valid))))(jnp.asarray(values)))
+    assert np.all(np.isfinite(g)) and np.all(g[~valid] == 0)
+    np.testing.assert_allclose(g.sum(axis=1), np.where(n_valid > 0, 1.0, 0.0))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(x=hnp.arrays(np.float64, (16,), elements=st.floats(-1e3, 1e3, allow_subnormal=False)  # (XLA flushes those)
+                    | st.sampled_from([-1.0, 2.0, np.inf, -np.inf, np.nan])))
+def test_clip_and_at_least_are_jnp_values_with_select_derivatives(x):
+    """Same values as jnp.clip / jnp.maximum (NaN and infinities included); derivative 1 inside, 0 outside."""
+    x = jnp.asarray(x)
+    np.testing.assert_array_equal(clip(x, -1.0, 2.0), jnp.clip(x, -1.0, 2.0))
+    np.testing.assert_array_equal(at_least(x, -1.0), jnp.maximum(x, -1.0))
+    finite = np.isfinite(np.asarray(x))
+    d_clip = np.asarray(jax.vmap(jax.grad(lambda v: clip(v, -1.0, 2.0)))(x))
+    d_floor = np.asarray(jax.vmap(jax.grad(lambda v: at_least(v, -1.0)))(x))
+    xs = np.asarray(x)
+    np.testing.assert_array_equal(d_clip[finite], ((xs >= -1) & (xs <= 2)).astype(float)[finite])
+    np.testing.assert_array_equal(d_floor[finite], (xs >= -1).astype(float)[finite])
 
 
 def test_select_by_names_mask_and_cuts(small):
