@@ -6,7 +6,7 @@ its eigenvalues compare directions of relative change and a degeneracy (a direct
 Hessian is positive definite the covariance is its inverse. Where it is not, the individual standard errors are NaN,
 the flat directions are reported by parameter, and derived quantities that the data do constrain (declared by the
 model) get errors from the pseudo-inverse, which is valid because their gradient is orthogonal to the flat
-directions (checked).
+directions (checked). Parameters at a bound get no error; the others' are conditional on them.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class ErrorAnalysis:
     """Standard errors of the parameters (NaN where not identifiable) and what could not be determined."""
 
     stderr: dict[str, float]
-    covariance: np.ndarray  # [p, p] of the parameter values (NaN if the Hessian is singular)
-    positive_definite: bool
+    covariance: np.ndarray  # [p, p] of the parameter values (NaN if singular, and for parameters at a bound)
+    positive_definite: bool  # the Hessian of the parameters not at a bound
     condition_number: float  # of the scaled Hessian
     degenerate: list[dict[str, float]]  # flat directions, as coefficients of d(log p) or d(p) by name
     derived: dict[str, dict[str, float]]  # name -> {"value", "stderr"}
@@ -83,17 +83,27 @@ def hessian_errors(
     H = np.asarray(hessian, dtype=np.float64)
     H = 0.5 * (H + H.T)
     at_bound = [n for n, v in zip(names, x, strict=True) if _near_bound(spec[n], v)]
+    # At a bound the fit stopped against the constraint, not at a minimum, and the curvature there says nothing about
+    # an error (the gradient need not vanish): those parameters get none, and the others' errors are conditional on
+    # them (the inverse of the free parameters' sub-Hessian). Two parameters of a product both at their bounds (A0 and
+    # K_max of the unified kernel) would otherwise make a flat direction that hides every other parameter's error.
+    free = np.array([n not in at_bound for n in names])
     p = len(names)
-    diag = np.diag(H)
+    nanv = {n: math.nan for n in names}
+    grads = {k: np.asarray(jax.grad(lambda q, f=f: f(from_q(q)))(jnp.asarray(q0, dtype)), dtype=np.float64)
+             for k, f in (derived or {}).items()}
+    out_derived = {k: {"value": _derived_value(f, values), "stderr": math.nan} for k, f in (derived or {}).items()}
+    Hf = H[np.ix_(free, free)]
+    fnames = [n for n, f in zip(names, free, strict=True) if f]
+    flog = log[free]
+    diag = np.diag(Hf)
     d = np.sqrt(np.where(diag > 0, diag, 1.0))
-    Hn = H / np.outer(d, d)
-    if not np.all(np.isfinite(Hn)) or np.any(diag <= 0):  # nothing to invert: say which directions are flat
-        flat = [n for n, d in zip(names, diag, strict=True) if not d > 0]
-        nanv = {n: math.nan for n in names}
+    Hn = Hf / np.outer(d, d)
+    if not fnames or not np.all(np.isfinite(Hn)) or np.any(diag <= 0):  # nothing to invert: say which are flat
+        flat = [n for n, dd in zip(fnames, diag, strict=True) if not dd > 0]
         return ErrorAnalysis(nanv, np.full((p, p), np.nan), False, math.inf,
-                             [{_coord(n, lg): 1.0} for n, lg in zip(names, log, strict=True) if n in flat],
-                             {k: {"value": _derived_value(f, values), "stderr": math.nan} for k, f in (derived or {}).items()},
-                             at_bound)
+                             [{_coord(n, lg): 1.0} for n, lg in zip(fnames, flog, strict=True) if n in flat],
+                             out_derived, at_bound)
     evals, evecs = np.linalg.eigh(Hn)
     cond = float(evals[-1] / evals[0]) if evals[0] > 0 else math.inf
     flat_mask = evals <= DEGENERACY_RTOL * evals[-1]
@@ -101,33 +111,40 @@ def hessian_errors(
     for k in np.nonzero(flat_mask)[0]:
         v = evecs[:, k] / d  # back to unscaled coordinates
         v = v / np.max(np.abs(v))
-        degenerate.append({_coord(n, lg): float(round(c, 6)) for n, lg, c in zip(names, log, v, strict=True)
+        degenerate.append({_coord(n, lg): float(round(c, 6)) for n, lg, c in zip(fnames, flog, v, strict=True)
                            if abs(c) > 1e-6})
     # Pseudo-inverse over the non-flat eigen-space, in scaled coordinates.
     inv_e = np.where(flat_mask, 0.0, 1.0 / np.where(flat_mask, 1.0, evals))
-    cov_q = (evecs * inv_e) @ evecs.T / np.outer(d, d)
+    cov_qf = (evecs * inv_e) @ evecs.T / np.outer(d, d)
     pd_ok = not flat_mask.any()
-    jac = np.where(log, x, 1.0)  # dx/dq
-    if pd_ok:
-        cov = cov_q * np.outer(jac, jac)
-        stderr = {n: float(np.sqrt(cov[i, i])) for i, n in enumerate(names)}
-    else:
-        cov = np.full((p, p), np.nan)
-        stderr = {n: math.nan for n in names}
-        # Parameters untouched by every flat direction stay identifiable.
-        null = evecs[:, flat_mask]
-        for i, n in enumerate(names):
-            if np.all(np.abs(null[i]) < 1e-6):
-                stderr[n] = float(jac[i] * np.sqrt(cov_q[i, i]))
-    out_derived = {}
-    for k, f in (derived or {}).items():
-        val = _derived_value(f, values)
-        grad_q = np.asarray(jax.grad(lambda q, f=f: f(from_q(q)))(jnp.asarray(q0, dtype)), dtype=np.float64)
-        g_scaled = grad_q / d
-        null = evecs[:, flat_mask]
-        visible = (np.linalg.norm(null.T @ g_scaled) <= 1e-6 * max(np.linalg.norm(g_scaled), 1e-300))
-        var = float(grad_q @ cov_q @ grad_q)
-        out_derived[k] = {"value": val, "stderr": math.sqrt(var) if visible and var >= 0 else math.nan}
+    jac = np.where(log, x, 1.0)[free]  # dx/dq
+    cov = np.full((p, p), np.nan)
+    stderr = dict(nanv)
+    null = evecs[:, flat_mask]
+    # A declared degeneracy (a derived quantity) that ties a free parameter to one at its bound would leave the free
+    # one identifiable only through the bound: it gets no error either (Psi0 when f_R is at a bound).
+    tied = set()
+    for grad_q in grads.values():
+        if np.any(grad_q[~free] != 0):
+            tied |= {n for n, g, f in zip(names, grad_q, free, strict=True) if f and g != 0}
+    # Parameters untouched by every flat direction stay identifiable (all of them when there is none).
+    for i, n in enumerate(fnames):
+        if np.all(np.abs(null[i]) < 1e-6) and n not in tied:
+            stderr[n] = float(jac[i] * np.sqrt(cov_qf[i, i]))
+    if not flat_mask.any():
+        cov[np.ix_(free, free)] = cov_qf * np.outer(jac, jac)
+        cov[np.ix_(np.isin(names, sorted(tied)), np.ones(p, bool))] = np.nan
+        cov[np.ix_(np.ones(p, bool), np.isin(names, sorted(tied)))] = np.nan
+    # A derived quantity's error is conditional on the parameters at a bound, like the others'; for a degenerate
+    # combination (Psi0 f_R^3 with f_R at a bound) that is its full error, since the data see only the combination.
+    # One that depends on parameters at bounds alone gets none.
+    for k, grad_q in grads.items():
+        g = grad_q[free]
+        if not np.any(g != 0):
+            continue
+        visible = np.linalg.norm(null.T @ (g / d)) <= 1e-6 * max(np.linalg.norm(g / d), 1e-300)
+        var = float(g @ cov_qf @ g)
+        out_derived[k]["stderr"] = math.sqrt(var) if visible and var >= 0 else math.nan
     return ErrorAnalysis(stderr, cov, pd_ok, cond, degenerate, out_derived, at_bound)
 
 

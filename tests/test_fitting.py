@@ -95,6 +95,34 @@ def test_power_law_errors_are_positive_definite(sparc_fits):
     assert all(0 < s < math.inf for s in fit.stderr.values())
 
 
+def test_errors_are_conditional_on_parameters_at_bounds():
+    """A parameter at its bound gets no error and the others get the inverse of their own sub-Hessian (a known
+    quadratic); a derived quantity is conditional too, NaN when it depends on bound parameters alone, and a declared
+    degeneracy with a bound parameter withholds the free one's error."""
+    from jaxcoh.parameters import Parameter, ParameterSpec
+    from jaxcoh.uncertainty import hessian_errors
+
+    spec = ParameterSpec([Parameter("a", 0.0, -1.0, 1.0), Parameter("b", 0.0, -10.0, 10.0),
+                          Parameter("c", 0.0, -10.0, 10.0)])
+    H = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, 0.7], [0.0, 0.7, 3.0]])
+    at = {"a": 1.0, "b": 0.3, "c": -0.2}  # a at its upper bound, where the gradient does not vanish
+
+    def nll(v):
+        d = jnp.stack([v["a"] - 2.0, v["b"] - 0.3, v["c"] + 0.2])
+        return 0.5 * d @ jnp.asarray(H) @ d
+
+    cond = np.linalg.inv(H[1:, 1:])
+    e = hessian_errors(nll, at, spec, {"two_a": lambda v: 2 * v["a"]})
+    assert e.at_bound == ["a"] and e.positive_definite and not e.degenerate
+    assert math.isnan(e.stderr["a"]) and math.isnan(e.derived["two_a"]["stderr"])
+    np.testing.assert_allclose([e.stderr["b"], e.stderr["c"]], np.sqrt(np.diag(cond)), rtol=1e-12)
+    np.testing.assert_allclose(e.covariance[1:, 1:], cond, rtol=1e-12)
+    assert np.isnan(e.covariance[0]).all()
+    tied = hessian_errors(nll, at, spec, {"a_plus_b": lambda v: v["a"] + v["b"]})
+    assert math.isnan(tied.stderr["b"]) and tied.stderr["c"] == pytest.approx(math.sqrt(cond[1, 1]), rel=1e-12)
+    assert tied.derived["a_plus_b"]["stderr"] == pytest.approx(math.sqrt(cond[0, 0]), rel=1e-12)
+
+
 def test_stderr_is_the_inverse_hessian_checked_by_finite_differences(sparc_fm):
     """Errors are sqrt(diag(2 s^2 H^-1)) with H the exact Hessian of the sum of squares (the observed information),
     here checked against a numpy finite-difference Hessian at scipy's optimum. scipy's Gauss-Newton (J^T J)^-1 s^2
