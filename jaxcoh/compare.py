@@ -7,9 +7,14 @@ table and a per-point table of the fitted curves (for plots).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -20,11 +25,14 @@ from .constants import (G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, KMS2_PER_KPC_TO_MS2,
                         RAR_SCATTER_MLS16_DEX)
 from .joint import JointFit, JointOptions, fit_curves
 from .nuisance import Nuisance, apply_nuisance
+from .results import atomic_write_json, atomic_write_table, read_table
+from .sweeps import sweep_key
 
 COMPARE_MODELS = ("newtonian", "rar", "unified_additive", "unified_multiplicative", "per_galaxy_amplitude", "nfw")
 CUTS = ("standard", "none")
 MAX_RELATIVE_ERROR = 0.1  # standard cuts keep points with errV / Vobs < 0.1
 MLS16_SAMPLE = {"n_galaxies": 153, "n_points": 2693}  # what McGaugh, Lelli & Schombert (2016) kept
+log = logging.getLogger("jaxcoh")
 
 
 def apply_cuts(cat: Catalog, cuts: str = "standard") -> tuple[Catalog, dict]:
@@ -52,7 +60,8 @@ def apply_cuts(cat: Catalog, cuts: str = "standard") -> tuple[Catalog, dict]:
     return cat, report
 
 
-def _model_summary(fit: JointFit, reference: JointFit | None) -> dict:
+def _model_summary(fit: JointFit) -> dict:
+    """What compare.json says of one fit (``frac_better_than_newtonian`` is added once every model is fitted)."""
     stats = fit.statistics()
     galaxies = fit.per_galaxy_points > 0
     out = {
@@ -61,9 +70,6 @@ def _model_summary(fit: JointFit, reference: JointFit | None) -> dict:
         "stderr": fit.stderr,
         **stats,
         "median_rms_kms": float(np.median(fit.per_galaxy_rms[galaxies])),
-        "frac_better_than_newtonian": (
-            float(np.mean(fit.per_galaxy_chi2[galaxies] < reference.per_galaxy_chi2[galaxies]))
-            if reference is not None else math.nan),
         "rar_scatter_dex": fit.rar_scatter_dex,
         "objective": fit.objective,
         "wall_s": fit.wall_s,
@@ -142,21 +148,39 @@ def compare(
     solver: str = "auto",
     errors: bool = True,
     progress: Callable[[str], None] | None = None,
+    out: str | Path | None = None,
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Fits every model of ``models`` to ``cat`` (already cut) jointly; returns ``(compare.json content,
-    per-galaxy table, per-point curves table)``. Newtonian is always fitted: it is every model's reference."""
+    per-galaxy table, per-point curves table)``. Newtonian is always fitted: it is every model's reference.
+
+    With ``out``, each model's results are written atomically to ``out/models/`` as soon as it is fitted, and a
+    re-run with the same catalog and arguments loads them instead of fitting again (an interrupted comparison
+    resumes).
+    """
     unknown = [m for m in models if m not in COMPARE_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose among {COMPARE_MODELS}")
     order = ["newtonian", *[m for m in models if m != "newtonian"]]
     names = list(cat.names)
-    fits: dict[str, JointFit] = {}
+    store = _ModelStore(out, {"catalog": catalog_digest(cat), "options": options._asdict(), "n_starts": n_starts,
+                              "seed": seed, "solver": solver, "errors": errors, "dtype": precision_name(cat.dtype)})
+    parts: dict[str, dict] = {}
     for name in order:
-        fits[name] = fit_curves(name, cat, options=options, n_starts=n_starts, seed=seed, solver=solver,
-                                errors=errors)
+        part = store.load(name)
+        if part is None:
+            fit = fit_curves(name, cat, options=options, n_starts=n_starts, seed=seed, solver=solver,
+                             errors=errors)
+            part = {"summary": _model_summary(fit), "per_galaxy_chi2": fit.per_galaxy_chi2,
+                    "per_galaxy": per_galaxy_table(fit, names), "curves": curves_table(fit, cat)}
+            store.save(name, part)
+        parts[name] = part
         if progress is not None:
             progress(name)
-    reference = fits["newtonian"]
+    if store.resumed:
+        log.info(f"resumed {', '.join(store.resumed)} from {store.directory}")
+    galaxies = np.asarray(cat.galaxy_mask) & (np.asarray(cat.mask).sum(axis=1) > 0)
+    reference = np.asarray(parts["newtonian"]["per_galaxy_chi2"])[galaxies]
+    shown = [name for name in order if name in models]
     summary = {
         "n_galaxies": cat.n_galaxies,
         "n_points": cat.n_points,
@@ -165,13 +189,71 @@ def compare(
         "options": options._asdict(),
         "solver": solver,
         "n_starts": n_starts,
-        "models": {name: _model_summary(fits[name], reference) for name in order if name in models},
+        "models": {name: {**parts[name]["summary"], "frac_better_than_newtonian": float(np.mean(
+            np.asarray(parts[name]["per_galaxy_chi2"])[galaxies] < reference))} for name in shown},
     }
     ranked = sorted(summary["models"], key=lambda m: summary["models"][m]["bic"])
     summary["ranking_by_bic"] = ranked
-    per_galaxy = pd.concat([per_galaxy_table(fits[m], names) for m in summary["models"]], ignore_index=True)
-    curves = pd.concat([curves_table(fits[m], cat) for m in summary["models"]], ignore_index=True)
+    per_galaxy = pd.concat([parts[m]["per_galaxy"] for m in shown], ignore_index=True)
+    curves = pd.concat([parts[m]["curves"] for m in shown], ignore_index=True)
     return summary, per_galaxy, curves
+
+
+def catalog_digest(cat: Catalog) -> str:
+    """A hash of a catalog's names and arrays: results computed from another catalog are never reused."""
+    h = hashlib.sha256("\n".join(cat.names).encode())
+    for leaf in jax.tree_util.tree_leaves(cat):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _nan_for_null(obj):
+    """JSON's null back to the NaN it stood for (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _nan_for_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_null(v) for v in obj]
+    return math.nan if obj is None else obj
+
+
+class _ModelStore:
+    """Per-model results of one comparison under ``out/models/<key>-<model>.*``: two tables, then the JSON summary,
+    which marks the model as done (each file written atomically)."""
+
+    def __init__(self, out: str | Path | None, arguments: dict):
+        self.directory = Path(out) / "models" if out is not None else None
+        self.key = sweep_key({"kind": "compare", **arguments})
+        self.resumed: list[str] = []
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stale = [p for p in self.directory.iterdir() if not p.name.startswith(self.key + "-")]
+            for p in stale:  # another comparison's results: never mixed in
+                p.unlink()
+            if stale:
+                log.info(f"removed {len(stale)} files of a comparison with other arguments from {self.directory}")
+
+    def _path(self, name: str, suffix: str) -> Path:
+        return self.directory / f"{self.key}-{name}{suffix}"
+
+    def load(self, name: str) -> dict | None:
+        if self.directory is None or not self._path(name, ".json").is_file():
+            return None
+        saved = json.loads(self._path(name, ".json").read_text())
+        self.resumed.append(name)
+        return {"summary": _nan_for_null(saved["summary"]),
+                "per_galaxy_chi2": np.asarray(saved["per_galaxy_chi2"], float),
+                "per_galaxy": read_table(self._path(name, ".per_galaxy.csv")),
+                "curves": read_table(self._path(name, ".curves.csv"))}
+
+    def save(self, name: str, part: dict) -> None:
+        if self.directory is None:
+            return
+        atomic_write_table(self._path(name, ".per_galaxy.csv"), part["per_galaxy"])
+        atomic_write_table(self._path(name, ".curves.csv"), part["curves"])
+        atomic_write_json(self._path(name, ".json"), {"summary": part["summary"],
+                                                       "per_galaxy_chi2": part["per_galaxy_chi2"]})
 
 
 def format_compare(summary: dict) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import jaxcoh
@@ -153,10 +155,22 @@ def test_joint_fit_recovers_mock_truth():
         assert 0.3 < np.std(pulls) < 2.0, k  # the per-galaxy errors are of the right size
 
 
-def test_compare_on_mock_writes_every_model(small_mock):
+def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     cat = small_mock
-    summary, per_galaxy, curves = compare(cat, n_starts=1, errors=False, solver="block_lm",
-                                          options=JointOptions(nuisance=False))
+    args = dict(n_starts=1, errors=False, solver="block_lm", options=JointOptions(nuisance=False))
+    summary, per_galaxy, curves = compare(cat, out=tmp_path, **args)
+    # A re-run with the same catalog and arguments loads every model instead of fitting it again (resume) ...
+    fitted = []
+    monkeypatch.setattr(jaxcoh.compare, "fit_curves", lambda name, *a, **k: fitted.append(name))
+    again, per_galaxy2, curves2 = compare(cat, out=tmp_path, **args)
+    assert fitted == [] and json.dumps(again, sort_keys=True, default=str) == json.dumps(summary, sort_keys=True,
+                                                                                         default=str)
+    pd.testing.assert_frame_equal(per_galaxy2, per_galaxy)
+    pd.testing.assert_frame_equal(curves2, curves, check_exact=True)
+    # ... and other arguments refit (the stored models are removed, never mixed in).
+    with pytest.raises(AttributeError):  # the stand-in returns no fit
+        compare(cat, out=tmp_path, **{**args, "n_starts": 2})
+    assert fitted == ["newtonian"] and not list((tmp_path / "models").iterdir())
     assert list(summary["models"]) == list(COMPARE_MODELS)
     for name, m in summary["models"].items():
         for key in ("params", "stderr", "chi2", "dof", "chi2_nu", "aic", "bic", "median_rms_kms",

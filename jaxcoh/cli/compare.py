@@ -72,7 +72,7 @@ def run(values: dict) -> int:
 
         summary, per_galaxy, curves = compare(
             cat, models=models, options=joint_options(values), n_starts=values["n_starts"], seed=values["seed"],
-            solver=values["solver"], errors=values["errors"], progress=step)
+            solver=values["solver"], errors=values["errors"], progress=step, out=values["out"])
     summary = {"cuts": values["cuts"], "sample": report, **summary, "data_kind": data["kind"]}
     out = write_run(values["out"], "compare", OPTIONS, values, dtype=summary["dtype"], data=data,
                     files={"compare.json": summary, "per_galaxy.csv": per_galaxy, "curves.csv": curves})
