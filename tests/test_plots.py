@@ -18,6 +18,7 @@ from matplotlib.image import imread  # noqa: E402
 from jaxcoh import plots  # noqa: E402
 from jaxcoh.cli import main  # noqa: E402
 from jaxcoh.cli.common import EXIT_DATA, EXIT_USAGE  # noqa: E402
+from jaxcoh.results import sha256_files  # noqa: E402
 
 DPI = 80
 UNIT = re.compile(r"\[[^\]]+\]")
@@ -319,14 +320,19 @@ def test_cli_plot(tmp_path, capsys):
     for name in ("f_missing", "rotation_curves", "rar", "residuals"):
         check_saved([d / "plots" / f"{name}.png", d / "plots" / f"{name}.pdf"], name)
     assert sorted(p.name for p in (d / "plots").iterdir()) == sorted(
-        f"{n}.{f}" for n in ("f_missing", "rotation_curves", "rar", "residuals") for f in ("png", "pdf"))
+        [f"{n}.{f}" for n in ("f_missing", "rotation_curves", "rar", "residuals") for f in ("png", "pdf")]
+        + ["provenance.json"])
+    prov = json.loads((d / "plots" / "provenance.json").read_text())  # what the figures were drawn from
+    assert prov["data"]["path"] == str(d) and "compare.json" in prov["data"]["files"]
+    assert prov["data"]["sha256"] == sha256_files(sorted(p for p in d.iterdir() if p.is_file()))
     assert capsys.readouterr().out == ""  # --quiet
     out = tmp_path / "figs"
     assert main(["plot", str(d), "--out", str(out), "--format", "png", "--galaxies", "UGC0002", "--dpi",
                  str(DPI)]) == 0
     assert "wrote 4 files" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["f_missing.png", "rar.png", "residuals.png",
+    assert sorted(p.name for p in out.iterdir()) == ["f_missing.png", "provenance.json", "rar.png", "residuals.png",
                                                     "rotation_curves.png"]
+    assert "--galaxies UGC0002" in json.loads((out / "provenance.json").read_text())["command"]
 
 
 def test_cli_plot_without_known_files_names_what_it_looked_for(tmp_path, capsys):

@@ -43,6 +43,24 @@ def validate(values: dict) -> None:
         raise ConfigError(str(e)) from None
 
 
+def write_provenance(out: Path, result_dir: Path, values: dict) -> None:
+    """``out/provenance.json``: versions and the result files the figures were drawn from (with their sha256)."""
+    import json
+
+    from ..results import atomic_write_json, provenance, sha256_files
+
+    sources = sorted(p for p in result_dir.iterdir() if p.is_file())
+    made_by = result_dir / "provenance.json"
+    dtype = json.loads(made_by.read_text()).get("dtype", "unknown") if made_by.is_file() else "unknown"
+    flags = [f"--out {out}", f"--format {','.join(values['format'])}", f"--dpi {values['dpi']}"]
+    if values["galaxies"]:
+        flags.append(f"--galaxies {','.join(values['galaxies'])}")
+    atomic_write_json(out / "provenance.json", provenance(
+        dtype=dtype, data={"kind": "results", "path": str(result_dir), "files": [p.name for p in sources],
+                           "sha256": sha256_files(sources)},
+        command=f"jaxcoh plot {result_dir} {' '.join(flags)}"))
+
+
 def run(values: dict) -> int:
     from ..plots import ResultFormatError, UnknownGalaxies, plot_result_dir
 
@@ -56,8 +74,9 @@ def run(values: dict) -> int:
     except UnknownGalaxies as e:
         log.error(f"jaxcoh plot: 'galaxies': {e}")
         return EXIT_USAGE
+    out = Path(values["out"]) if values["out"] else result_dir / "plots"
+    write_provenance(out, result_dir, values)
     if not values["quiet"]:
-        out = Path(values["out"]) if values["out"] else result_dir / "plots"
         n = sum(len(v) for v in written.values())
         made = ", ".join(f"{k} ({', '.join(p.suffix[1:] for p in v)})" for k, v in written.items())
         print(f"wrote {n} file{'s' if n != 1 else ''} to {out}: {made}")
