@@ -25,22 +25,14 @@ CASE = dict(n=24, seed=2, n_max=12)
 
 
 def bootstrap_case():
-    """The sharded part of :func:`jaxcoh.sweeps.bootstrap` (both phases), from the model's initial values."""
-    import numpy as np
-    import pandas as pd
-
-    from jaxcoh.fitting import fit_data, starts
-    from jaxcoh.models import get_model
+    """:func:`jaxcoh.sweeps.bootstrap` whole: the full-sample fit, then both phases of the replicates, with the
+    replicate axis split over the devices."""
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import _bootstrap_phases, _rows
+    from jaxcoh.sweeps import bootstrap
 
     cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
-    data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
-    model = get_model("mass_coherence")
-    z0 = starts(model, 1, 0, cat.dtype)
-    reps = np.arange(8)
-    out = _bootstrap_phases(model, "lm", SolverOptions(max_iter=40), z0, data, reps, 0)
-    return pd.DataFrame(_rows(model, {"replicate": reps}, *out)), None
+    fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc")
+    return bootstrap("mass_coherence", fm, n_boot=8, options=SolverOptions(max_iter=40))
 
 
 def grid_case():
