@@ -95,6 +95,25 @@ def test_power_law_errors_are_positive_definite(sparc_fits):
     assert all(0 < s < math.inf for s in fit.stderr.values())
 
 
+def test_block_lm_damps_independent_problems_each_on_its_own():
+    """Six Rosenbrock problems of different stiffness, one per "galaxy" and no shared parameter: the block LM keeps
+    a damping per problem and reaches their common optimum (loss 0) in fewer iterations than one damping for all
+    (the dense LM on the same residuals: 864 iterations; both were equal before per-problem damping)."""
+    a = jnp.asarray([1.0, 10.0, 100.0, 1000.0, 1.0, 30.0])
+
+    def res(z, a):
+        x1, x2 = z["local"]["x1"], z["local"]["x2"]
+        return jnp.stack([a * (x2 - x1**2), 1 - x1], axis=1)  # [g, 2]
+
+    z0 = {"shared": {}, "local": {"x1": jnp.full(6, -1.2), "x2": jnp.full(6, 1.0)}}
+    o = SolverOptions(max_iter=1000)
+    block = solve("block_lm", z0, a, residual_fn=res, options=o)
+    dense = solve("lm", z0, a, residual_fn=lambda z, a: res(z, a).ravel(), options=o)
+    assert int(block.status) == int(dense.status) == Status.CONVERGED
+    np.testing.assert_allclose(block.z["local"]["x1"], 1.0, rtol=1e-10)
+    assert float(block.loss) < 1e-20 and int(block.n_iter) < int(dense.n_iter)
+
+
 def test_errors_are_conditional_on_parameters_at_bounds():
     """A parameter at its bound gets no error and the others get the inverse of their own sub-Hessian (a known
     quadratic); a derived quantity is conditional too, NaN when it depends on bound parameters alone, and a declared

@@ -18,6 +18,7 @@ import jaxcoh
 from jaxcoh.compare import COMPARE_MODELS, apply_cuts, compare, format_compare
 from jaxcoh.constants import G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, G_NEWTON
 from jaxcoh.curves import fix_parameters, nfw_speed2_halo, rar_interpolation
+from jaxcoh.solvers import SolverOptions
 from jaxcoh.joint import (JointOptions, fit_curves, initial_z, joint_data, objective, residuals, robust_residual,
                           robust_rho, split)
 from jaxcoh.nuisance import Nuisance, apply_nuisance, table_nuisance
@@ -118,6 +119,18 @@ def test_block_lm_matches_dense_lm_and_errors_match_dense_hessian(small_mock):
     assert block.stderr["g_dagger"] == pytest.approx(block.params["g_dagger"] * math.sqrt(cov[0, 0]), rel=1e-6)
     dist_err = block.nuisance["distance"] * np.sqrt(np.diag(cov)[1 + 2 * g:1 + 3 * g])
     np.testing.assert_allclose(block.per_galaxy_stderr["distance"], dist_err, rtol=1e-6)
+
+
+def test_block_lm_without_shared_parameters_damps_each_galaxy(small_mock):
+    """With no shared parameter (NFW halos with nuisance) every galaxy is its own problem: the block LM keeps a
+    damping per galaxy and reaches the optimum that the dense LM and a long L-BFGS find."""
+    fits = {s: fit_curves("nfw", small_mock, n_starts=1, solver=s, errors=False,
+                          solver_options=SolverOptions(max_iter=4000, ftol=1e-14, gtol=1e-10))
+            for s in ("block_lm", "lm", "lbfgs")}
+    assert fits["block_lm"].status == "CONVERGED"
+    assert fits["block_lm"].objective <= min(f.objective for f in fits.values()) * (1 + 1e-9)
+    assert fits["block_lm"].objective == pytest.approx(fits["lm"].objective, rel=1e-8)
+    np.testing.assert_allclose(fits["block_lm"].local["V200"], fits["lm"].local["V200"], rtol=1e-4)
 
 
 def _best_z(fit, model, cat):

@@ -102,6 +102,56 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
     return jax.lax.while_loop(lambda s: s.status == RUNNING, body, init)
 
 
+def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
+                       damped_step: Callable[[Any, Array], Array], L0: Array, options: SolverOptions):
+    """LM for ``g`` independent problems side by side (``L [g, k]``; problem ``j``'s residuals depend on ``L[j]``
+    alone): ``linearize(L) -> (normal equations with leading axis g, gradient norms [g], losses [g])``.
+
+    Each problem keeps its own damping, accepts its own steps and settles on its own: an accepted step that changes
+    its loss by less than ``ftol`` (relative), a gradient below ``gtol``, or a damping at its ceiling (no step of
+    any size lowers its loss: the iterate has stopped moving, MINPACK's ``xtol`` test). A single damping for all
+    (:func:`_lm_loop`) moves every galaxy at the pace of the one that needs the smallest steps, and a global
+    relative test stops it while galaxies far from their optimum still crawl. Measured on SPARC's 147 cut galaxies
+    with 4 nuisance parameters each and no shared parameter (Newtonian), 2000 iterations left the objective at 94971
+    with one damping and at 59827 with one per galaxy (L-BFGS converges to 59428.2); after the default L-BFGS stage,
+    the fit ends at 59428.204 instead of 59428.456. Converged when every galaxy has settled, stalled when none settled
+    by a tolerance. Returns ``(L, total loss, gradient norm, iterations, status)``.
+    """
+    neq0, gn0, loss0 = linearize(L0)
+    dt = L0.dtype
+
+    def rows_finite(a):
+        return jnp.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+
+    def body(c):
+        L, neq, gn, loss, lam, by_tol, settled, i, _ = c
+        L_new = L + damped_step(neq, lam)
+        neq_new, gn_new, loss_new = linearize(L_new)
+        finite = rows_finite(L_new) & jnp.isfinite(loss_new) & jnp.all(jnp.stack(
+            [rows_finite(a) for a in jax.tree_util.tree_leaves(neq_new)]), axis=0)
+        accept = ~settled & finite & (loss_new < loss)
+        rel = (loss - loss_new) / jnp.maximum(loss, jnp.finfo(dt).tiny)
+        by_tol = by_tol | (accept & (rel <= options.ftol)) | (gn <= options.gtol * (1 + loss))
+        lam = jnp.where(accept, jnp.maximum(lam / 3, LAMBDA_MIN), jnp.where(settled, lam, lam * 10))
+        settled = by_tol | (lam >= LAMBDA_MAX)
+        i = i + 1
+        status = jnp.select([jnp.all(settled) & jnp.any(by_tol), jnp.all(settled), i >= options.max_iter],
+                            [Status.CONVERGED, Status.STALLED, Status.MAX_ITER], RUNNING).astype(jnp.int32)
+
+        def keep(a, b):
+            return jnp.where(accept.reshape(-1, *([1] * (a.ndim - 1))), a, b)
+
+        return (keep(L_new, L), jax.tree_util.tree_map(keep, neq_new, neq), keep(gn_new, gn), keep(loss_new, loss),
+                lam, by_tol, settled, i, status)
+
+    total0 = jnp.sum(loss0)
+    none = jnp.zeros(loss0.shape, bool)
+    init = (L0, neq0, gn0, loss0, jnp.full(loss0.shape, LAMBDA_INIT, dt), none, none, jnp.asarray(0, jnp.int32),
+            jnp.where(jnp.isfinite(total0), RUNNING, Status.NONFINITE).astype(jnp.int32))
+    L, _, gn, loss, _, _, _, i, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+    return L, finite_or_inf(jnp.sum(loss)), jnp.sqrt(jnp.sum(gn**2)), i, status
+
+
 def levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any, args: Any,
                         options: SolverOptions = SolverOptions()) -> SolverResult:
     """Minimises ``sum(residual_fn(z, args)**2)`` over the pytree ``z`` from ``z0`` (dense normal equations)."""
@@ -190,5 +240,17 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
             dl = -inv_gl - (jnp.einsum("glj,j->gl", inv_B, ds) if ks else 0.0)
         return (ds, dl)
 
+    if not ks:  # galaxies are independent problems: each keeps its own damping (see _separable_lm_loop)
+        def linearize_each(L):
+            neq, _, _ = linearize((s0, L))
+            r = residuals((s0, L))
+            return neq, 2 * jnp.linalg.norm(neq["g_l"], axis=1), jnp.sum(r**2, axis=1)
+
+        def step_each(neq, lam):
+            A = neq["A_ll"] + jax.vmap(jnp.diag)(_marquardt(jnp.diagonal(neq["A_ll"], axis1=1, axis2=2), lam[:, None]))
+            return -jax.vmap(jnp.linalg.solve)(A, neq["g_l"][..., None])[..., 0]
+
+        L, loss, grad_norm, i, status = _separable_lm_loop(linearize_each, step_each, L0, options)
+        return SolverResult(unpack((s0, L)), loss, grad_norm, i, status)
     s = _lm_loop(linearize, damped_step, x0, options)
     return SolverResult(unpack(s.x), s.loss, s.grad_norm, s.i, s.status)
