@@ -87,23 +87,15 @@ def noise_coherence_time(R: Array, sigma_v: Array, beta_sigma: Array) -> Array:
 
 
 def coherence_rate(rate_geom: Array, tau_noise: Array) -> Array:
-    """Step 7 as a rate: ``max(1/tau_geom + 1/tau_noise, 1e-20)`` [1/s], from ``rate_geom = 1/tau_geom``."""
+    """Step 7 as a rate: ``1/tau_coh = max(1/tau_geom + 1/tau_noise, 1e-20)`` [1/s], from ``rate_geom = 1/tau_geom``
+    (the harmonic combination of the two times)."""
     return at_least(rate_geom + 1.0 / tau_noise, 1e-20)
 
 
-def coherence_time(tau_geom: Array, tau_noise: Array) -> Array:
-    """Step 7: harmonic combination ``1 / max(1/tau_geom + 1/tau_noise, 1e-20)`` [s]."""
-    return 1.0 / coherence_rate(1.0 / tau_geom, tau_noise)
-
-
 def exposure_period(g_bar: Array, R: Array) -> Array:
-    """Step 8's ``T2``: the orbital period with ``v_c^2`` floored at 1e-12, itself floored at 1e10 s."""
+    """Step 8's ``T2`` (the exposure is ``Xi = tau_coh / T2``): the orbital period with ``v_c^2`` floored at 1e-12,
+    itself floored at 1e10 s."""
     return at_least(orbital_period(g_bar, R, 1e-12), 1e10)
-
-
-def exposure_factor(tau_coh: Array, g_bar: Array, R: Array) -> Array:
-    """Step 8: ``Xi = tau_coh / T2``, coherence time in units of the orbital period (floored at 1e10 s)."""
-    return tau_coh / exposure_period(g_bar, R)
 
 
 def burr_xii_window(R: Array, ell0: Array, p: Array, n_coh: Array) -> Array:

@@ -7,7 +7,6 @@ table and a per-point table of the fitted curves (for plots).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,7 +24,7 @@ from .constants import (G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, KMS2_PER_KPC_TO_MS2,
                         RAR_SCATTER_MLS16_DEX)
 from .joint import JointFit, JointOptions, fit_curves
 from .nuisance import Nuisance, apply_nuisance
-from .results import atomic_write_json, atomic_write_table, read_table
+from .results import arrays_digest, atomic_write_json, atomic_write_table, read_table, remove_other_keys
 from .sweeps import sweep_key
 
 COMPARE_MODELS = ("newtonian", "rar", "unified_additive", "unified_multiplicative", "per_galaxy_amplitude", "nfw")
@@ -201,12 +200,7 @@ def compare(
 
 def catalog_digest(cat: Catalog) -> str:
     """A hash of a catalog's names and arrays: results computed from another catalog are never reused."""
-    h = hashlib.sha256("\n".join(cat.names).encode())
-    for leaf in jax.tree_util.tree_leaves(cat):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
+    return arrays_digest(jax.tree_util.tree_leaves(cat), "\n".join(cat.names))
 
 
 def _nan_for_null(obj):
@@ -228,11 +222,9 @@ class _ModelStore:
         self.resumed: list[str] = []
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            stale = [p for p in self.directory.iterdir() if not p.name.startswith(self.key + "-")]
-            for p in stale:  # another comparison's results: never mixed in
-                p.unlink()
+            stale = remove_other_keys(self.directory, self.key)
             if stale:
-                log.info(f"removed {len(stale)} files of a comparison with other arguments from {self.directory}")
+                log.info(f"removed {stale} files of a comparison with other arguments from {self.directory}")
 
     def _path(self, name: str, suffix: str) -> Path:
         return self.directory / f"{self.key}-{name}{suffix}"

@@ -108,6 +108,26 @@ def sha256_files(paths) -> str:
     return h.hexdigest()
 
 
+def arrays_digest(arrays, text: str = "") -> str:
+    """A short sha256 over ``text`` and the dtypes, shapes and bytes of ``arrays``: identifies the input of a
+    resumable computation (stored results of other inputs are never reused)."""
+    h = hashlib.sha256(text.encode())
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def remove_other_keys(directory: Path, key: str, pattern: str = "*") -> int:
+    """Deletes the files of ``directory`` matching ``pattern`` that do not start with ``key-`` (results of a run
+    with other arguments, never to be mixed in); returns how many."""
+    stale = [p for p in directory.glob(pattern) if p.is_file() and not p.name.startswith(key + "-")]
+    for p in stale:
+        p.unlink()
+    return len(stale)
+
+
 def versions() -> dict[str, str]:
     """Versions of jaxcoh and the libraries whose numbers it depends on."""
     import jax

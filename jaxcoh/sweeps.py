@@ -33,7 +33,7 @@ from .f_missing import FMissing, derive_f_missing
 from .fitting import (FitData, best_of_starts, evaluate, fit_data, fit_model, solve_batch, starts,
                       unconstrained_residuals)
 from .models import Model, get_model
-from .results import atomic_write_table, to_jsonable
+from .results import arrays_digest, atomic_write_table, remove_other_keys, to_jsonable
 from .sharding import gather, pad_rows, padded_size, shard_leading
 from .solvers import SolverOptions, Status, solve
 
@@ -69,11 +69,9 @@ def run_chunked(
     chunk_dir = Path(out) / "chunks" if out is not None else None
     if chunk_dir is not None:
         chunk_dir.mkdir(parents=True, exist_ok=True)
-        stale = [p for p in chunk_dir.glob("*.csv") if not p.name.startswith(key + "-")]
-        for p in stale:  # chunks of a sweep with other arguments: never mixed in
-            p.unlink()
+        stale = remove_other_keys(chunk_dir, key, "*.csv")
         if stale:
-            log.info(f"removed {len(stale)} chunk files of a sweep with other arguments")
+            log.info(f"removed {stale} chunk files of a sweep with other arguments")
     parts, resumed = [], 0
     for k, lo in enumerate(range(0, n_rows, chunk_size)):
         hi = min(lo + chunk_size, n_rows)
@@ -251,10 +249,7 @@ def bootstrap(
 
 
 def _data_digest(data: FitData) -> str:
-    h = hashlib.sha256()
-    for a in (data.target, data.sample, *data.x):
-        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
-    return h.hexdigest()[:16]
+    return arrays_digest((data.target, data.sample, *data.x))
 
 
 # ---- hyperparameter grids -------------------------------------------------------------------------------------------

@@ -174,14 +174,19 @@ def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     summary, per_galaxy, curves = compare(cat, out=tmp_path, **args)
     # A re-run with the same catalog and arguments loads every model instead of fitting it again (resume) ...
     fitted = []
-    monkeypatch.setattr(jaxcoh.compare, "fit_curves", lambda name, *a, **k: fitted.append(name))
+
+    def refit(name, *a, **k):
+        fitted.append(name)
+        raise RuntimeError("refitted")
+
+    monkeypatch.setattr(jaxcoh.compare, "fit_curves", refit)
     again, per_galaxy2, curves2 = compare(cat, out=tmp_path, **args)
     assert fitted == [] and json.dumps(again, sort_keys=True, default=str) == json.dumps(summary, sort_keys=True,
                                                                                          default=str)
     pd.testing.assert_frame_equal(per_galaxy2, per_galaxy)
     pd.testing.assert_frame_equal(curves2, curves, check_exact=True)
     # ... and other arguments refit (the stored models are removed, never mixed in).
-    with pytest.raises(AttributeError):  # the stand-in returns no fit
+    with pytest.raises(RuntimeError, match="refitted"):
         compare(cat, out=tmp_path, **{**args, "n_starts": 2})
     assert fitted == ["newtonian"] and not list((tmp_path / "models").iterdir())
     assert list(summary["models"]) == list(COMPARE_MODELS)

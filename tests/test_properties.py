@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 import jaxcoh
 import strategies as S
 from jaxcoh.coherence import (Hyperparameters, Reason, baryonic_acceleration, baryonic_density, burr_xii_window,
-                              coherence_time, derive_curves, derive_galaxy, empirical_amplitude, exposure_factor,
+                              coherence_rate, derive_curves, derive_galaxy, empirical_amplitude, exposure_period,
                               geometric_coherence_time, noise_coherence_time, orbital_period, potential_contrast,
                               required_enhancement, roughness_amplitude)
 from jaxcoh.curves import CURVE_MODELS
@@ -72,9 +72,9 @@ def _steps(h, R, V_bar, V_obs, sigma_v, Xi_mean, C_mean, K_req_mean):
     T_orb = orbital_period(g_bar, R, 1e-6)
     tau_geom = geometric_coherence_time(dphi, T_orb, h.alpha_geom)
     tau_noise = noise_coherence_time(R, sigma_v, h.beta_sigma)
-    tau_coh = coherence_time(tau_geom, tau_noise)
+    tau_coh = 1.0 / coherence_rate(1.0 / tau_geom, tau_noise)
     return dict(g_bar=g_bar, rho=rho, dphi=dphi, T_orb=T_orb, tau_geom=tau_geom, tau_noise=tau_noise,
-                tau_coh=tau_coh, Xi=exposure_factor(tau_coh, g_bar, R),
+                tau_coh=tau_coh, Xi=tau_coh / exposure_period(g_bar, R),
                 C=burr_xii_window(R, h.ell0, h.p, h.n_coh), K_req=required_enhancement(V_obs, V_bar),
                 K_rough=roughness_amplitude(Xi_mean, h.A0, h.gamma_rough),
                 A_emp=empirical_amplitude(K_req_mean, C_mean))

@@ -196,7 +196,8 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
     L0 = (jnp.stack(local_leaves, axis=1) if kl else jnp.zeros((0, 0), s0.dtype))
     x0 = (s0, L0)
 
-    def linearize(x):
+    def linearize_rows(x):
+        """The normal equations at ``x`` and the residuals ``[g, m]`` they came with."""
         s, L = x
         r = residuals(x)  # [g, m]
         # One JVP per parameter kind: a tangent on every galaxy's copy at once is exact, since row j depends only
@@ -208,17 +209,19 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
             Jl = jax.vmap(lambda t: jax.jvp(lambda LL: residuals((s, LL)), (L,), (jnp.broadcast_to(t, L.shape),))[1],
                           out_axes=-1)(jnp.eye(kl, dtype=L.dtype))  # [g, m, kl]
         neq = {}
-        grad_sq = jnp.zeros((), r.dtype)
         if ks:
             neq["A_ss"] = jnp.einsum("gmi,gmj->ij", Js, Js)
             neq["g_s"] = jnp.einsum("gmi,gm->i", Js, r)
-            grad_sq = grad_sq + jnp.sum(neq["g_s"] ** 2)
         if kl:
             neq["A_ll"] = jnp.einsum("gmi,gmj->gij", Jl, Jl)
             neq["g_l"] = jnp.einsum("gmi,gm->gi", Jl, r)
-            grad_sq = grad_sq + jnp.sum(neq["g_l"] ** 2)
         if ks and kl:
             neq["B"] = jnp.einsum("gmi,gmj->gij", Jl, Js)  # [g, kl, ks]
+        return neq, r
+
+    def linearize(x):
+        neq, r = linearize_rows(x)
+        grad_sq = sum((jnp.sum(neq[k] ** 2) for k in ("g_s", "g_l") if k in neq), jnp.zeros((), r.dtype))
         return neq, 2 * jnp.sqrt(grad_sq), jnp.sum(r**2)
 
     def damped_step(neq, lam):
@@ -242,8 +245,7 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
 
     if not ks:  # galaxies are independent problems: each keeps its own damping (see _separable_lm_loop)
         def linearize_each(L):
-            neq, _, _ = linearize((s0, L))
-            r = residuals((s0, L))
+            neq, r = linearize_rows((s0, L))
             return neq, 2 * jnp.linalg.norm(neq["g_l"], axis=1), jnp.sum(r**2, axis=1)
 
         def step_each(neq, lam):
