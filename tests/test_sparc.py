@@ -163,7 +163,7 @@ BAD_CASES = {
                            "expected 8 columns"),
     "non-numeric": (_replace_data_line(GOOD, 2, "1.50\t6o.0\t2.0\t0.5\t40.0\t0.0\t100.0\t0.0"), 6, "Vobs",
                     "not a number"),
-    "empty file": ("", None, "Distance", "missing"),
+    "empty file": ("", None, "file", "empty file"),
     "no data lines": (rotmod_text([]), None, "Rad", "no data lines"),
     "R <= 0": (_replace_data_line(GOOD, 0, "0.00\t50.0\t2.0\t-1.5\t40.0\t0.0\t100.0\t0.0"), 4, "Rad", "must be > 0"),
     "non-finite": (_replace_data_line(GOOD, 3, "2.00\tnan\t2.0\t1.5\t40.0\t0.0\t100.0\t0.0"), 7, "Vobs",
@@ -224,8 +224,13 @@ def test_malformed_table1_lines(tmp_path, mutate, line, field):
     rows[1] = mutate(rows[1])
     (tmp_path / "table1.dat").write_text("\n".join(rows) + "\n")
     with pytest.raises(SparcFormatError) as e:
-        read_sparc(tmp_path, lenient=True)  # a broken table stops even a lenient load: rows cannot be attributed
+        read_sparc(tmp_path)
     assert e.value.file.endswith("table1.dat") and e.value.line == line and e.value.field == field
+    # A lenient load skips the galaxy of the broken row, says so, and records why.
+    with pytest.warns(SparcDataWarning, match=f"GOOD2: .*table1.dat:{line}: field '{field}'"):
+        cat, report = read_sparc(tmp_path, lenient=True)
+    assert list(cat.names) == ["GOOD1"]
+    assert [n for n, _ in report.skipped] == ["GOOD2"] and f"field '{field}'" in report.skipped[0][1]
 
 
 def test_directory_errors(tmp_path):
