@@ -9,8 +9,8 @@ import jax.numpy as jnp
 def b1_jaxcoh(sparc_dir: str) -> dict:
     """Load, derive and fit the four models (the same work as the baseline: best fits, no errors, no CV)."""
     import jaxcoh
-    from jaxcoh.fitting import fit_data, solve_batch, best_of_starts, starts
-    from jaxcoh.models import get_model
+    from jaxcoh.fmissing import FitSettings, fit_data, get_model, starts
+    from jaxcoh.fmissing.fitting import best_of_starts, solve_batch
     from jaxcoh.solvers import SolverOptions
 
     cat = jaxcoh.load_sparc(sparc_dir)
@@ -20,7 +20,7 @@ def b1_jaxcoh(sparc_dir: str) -> dict:
     out = {}
     for name in ("mass_coherence", "velocity_coherence", "power_law", "power_law_sigma"):
         model = get_model(name)
-        z0 = starts(model, 32, 0, cat.dtype)
+        z0 = starts(model, FitSettings(n_starts=32), cat.dtype)
         _, best = best_of_starts(solve_batch(model, "lm", SolverOptions(), z0, data, w))
         out[name] = float(jnp.sqrt(best.loss[0] / jnp.sum(data.sample)))
     return out

@@ -147,16 +147,15 @@ def _sparc_or_mock_fm(sparc_dir):
 
 
 def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) -> dict:
-    from jaxcoh.fitting import fit_data, fit_model, starts
-    from jaxcoh.models import get_model
+    from jaxcoh.fmissing import FitSettings, fit, fit_data, get_model, starts
+    from jaxcoh.fmissing.sweeps import _bootstrap_phases, bootstrap_weights
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import _bootstrap_phases, bootstrap_weights
 
     cat, fm, _ = _sparc_or_mock_fm(sparc_dir)
     data = fit_data(fm)
     model = get_model("mass_coherence")
-    full = fit_model(model, data, n_starts=64)
-    z0 = starts(model, 1, 0, cat.dtype, init=full.params)
+    full = fit(model, data, FitSettings(n_starts=64))
+    z0 = starts(model, FitSettings(n_starts=1), cat.dtype, init=full.params)
     reps = np.arange(n_boot)
     first, warm, out = timed(lambda: _bootstrap_phases(model, "lm", SolverOptions(), z0, data, reps, 0), repeats)
     sample = np.asarray(data.sample)
@@ -174,14 +173,16 @@ def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) 
 
 # ---- B3: hyperparameter grid ----------------------------------------------------------------------------------------
 def bench_b3(sparc_dir: str | None, per_axis: int, n_baseline: int, repeats: int) -> dict:
-    from jaxcoh.sweeps import hyperparameter_grid
+    from jaxcoh.fmissing import FitSettings
+    from jaxcoh.fmissing.sweeps import hyperparameter_grid
 
     cat, _, recipe = _sparc_or_mock_fm(sparc_dir)
     axes = {"ell0": np.linspace(2, 10, per_axis), "A0": np.linspace(0.5, 1.5, per_axis),
             "gamma_rough": np.linspace(0.05, 0.2, per_axis), "beta_sigma": np.linspace(1.0, 2.0, per_axis)}
     n = per_axis**4
     first, warm, (table, _) = timed(lambda: hyperparameter_grid("mass_coherence", cat, axes, recipe=recipe,
-                                                                n_starts=4, chunk_size=n), repeats)
+                                                                settings=FitSettings(n_starts=4), chunk_size=n),
+                                    repeats)
     if sparc_dir:
         galaxies = bl_seed.load_sparc_loop(sparc_dir)
         pts = bl_grid.product_grid(**{k: v.tolist() for k, v in axes.items()})
@@ -216,18 +217,20 @@ B4_MEMORY_TARGET_GIB = 8.0
 def _b4_inputs(galaxies: int):
     """The B4 catalog (padded to whole blocks where jaxcoh blocks the objective), its raw joint data and options."""
     import jaxcoh
-    from jaxcoh.joint import GALAXY_BLOCK, JointOptions, joint_data
+    from jaxcoh.curves import Likelihood, curve_data
+    from jaxcoh.curves.objective import GALAXY_BLOCK
 
     cat = jaxcoh.mock_catalog(galaxies, seed=0, n_max=64, min_points=64, dtype=jnp.float32)
     padded = cat.pad_galaxies(GALAXY_BLOCK) if galaxies >= 4 * GALAXY_BLOCK else cat  # empty rows: whole blocks
-    return cat, joint_data(padded), JointOptions(nuisance=False)
+    return cat, curve_data(padded), Likelihood(nuisance=False)
 
 
 def b4_value_and_grad_once(galaxies: int):
     """The B4 objective's value and gradient once, as a fit computes it (mock generation and preparation included;
     run alone in a process, for its peak memory)."""
-    from jaxcoh.curves import UNIFIED_MULTIPLICATIVE as model
-    from jaxcoh.joint import objective, prepare
+    from jaxcoh.curves import prepare
+    from jaxcoh.curves.objective import objective
+    from jaxcoh.curves.unified import UNIFIED_MULTIPLICATIVE as model
 
     _, raw, opts = _b4_inputs(galaxies)
     values = {p.name: jnp.asarray(float(p.init), jnp.float32) for p in model.shared}
@@ -240,8 +243,9 @@ def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
     """jaxcoh's objective and gradient as a fit evaluates them (the parameter-free part, ``joint.prepare``, done once
     and timed apart, like compilation), and once from the raw catalog ("one-off"), against numpy's forward pass and
     the per-galaxy loop."""
-    from jaxcoh.curves import UNIFIED_MULTIPLICATIVE as model
-    from jaxcoh.joint import objective, prepare
+    from jaxcoh.curves import prepare
+    from jaxcoh.curves.objective import objective
+    from jaxcoh.curves.unified import UNIFIED_MULTIPLICATIVE as model
 
     values = {p.name: float(p.init) for p in model.shared}
     f = jax.jit(objective, static_argnums=(1, 3))
@@ -311,16 +315,16 @@ def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
 # ---- B5: joint MAP fit with nuisance --------------------------------------------------------------------------------
 def bench_b5(sparc_dir: str | None, dense_baseline: bool, repeats: int) -> dict:
     import jaxcoh
-    from jaxcoh.compare import apply_cuts
-    from jaxcoh.joint import fit_curves
+    from jaxcoh.curves import CurveSettings, fit
+    from jaxcoh.selection import apply_cuts
 
     if sparc_dir is None:
         return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
     cat, _ = apply_cuts(jaxcoh.load_sparc(sparc_dir), "none")
-    first, warm, fit = timed(lambda: fit_curves("rar", cat, n_starts=1, errors=False), repeats)
+    first, warm, fitted = timed(lambda: fit("rar", cat, CurveSettings(n_starts=1, errors=False)), repeats)
     arrays = {k: np.asarray(getattr(cat, k)) for k in bl_joint.JOINT_FIELDS}
     sparse_s, sparse = wall(lambda: bl_joint.joint_map_rar(arrays, sparse_jacobian=True))
-    details = {"n_params": fit.n_params, "jaxcoh_objective": fit.objective, "jaxcoh_status": fit.status,
+    details = {"n_params": fitted.n_params, "jaxcoh_objective": fitted.objective, "jaxcoh_status": fitted.status,
                "sparse_baseline_s": sparse_s, "sparse_baseline_cost": sparse["cost"],
                "ratio_vs_sparse_baseline": sparse_s / warm,
                "jaxcoh": "L-BFGS then block-arrowhead Levenberg-Marquardt (RAR, 4 nuisance values per galaxy)"}

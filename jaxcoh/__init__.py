@@ -1,19 +1,38 @@
 """jaxcoh: a GPU-accelerated, differentiable fitting engine for galaxy coherence gravity kernels.
 
-Data flows one way: files (:mod:`jaxcoh.sparc`, :mod:`jaxcoh.mock`) -> a padded :class:`Catalog` -> kernels
-(:mod:`jaxcoh.coherence`, :mod:`jaxcoh.properties`) -> models (:mod:`jaxcoh.models`) -> fits
-(:mod:`jaxcoh.fitting`, :mod:`jaxcoh.solvers`) -> the command line (:mod:`jaxcoh.cli`).
+Layers, each importing only from those above it in this list (checked by ``tests/test_architecture.py``):
+
+- base: :mod:`~jaxcoh.config` (precision), :mod:`~jaxcoh.constants`, :mod:`~jaxcoh.numerics` (the double-where
+  helpers), :mod:`~jaxcoh.parameters` (bounds by bijections), :mod:`~jaxcoh.registry`, :mod:`~jaxcoh.results`
+  (atomic files, provenance), :mod:`~jaxcoh.resumable`, :mod:`~jaxcoh.tracecache`;
+- data: :mod:`~jaxcoh.catalog` (the padded pytree), :mod:`~jaxcoh.sparc` (the raw files),
+  :mod:`~jaxcoh.selection` (cuts), :mod:`~jaxcoh.sharding`;
+- kernels: :mod:`~jaxcoh.coherence`, :mod:`~jaxcoh.properties`, :mod:`~jaxcoh.halo_profiles`,
+  :mod:`~jaxcoh.metrics`, :mod:`jaxcoh.fmissing.derivation`;
+- two sibling workflows with the same verbs (``register_model``, ``fit``, ``evaluate``, ``diagnose``, ``starts``,
+  a settings object and a result type with the same core fields, :class:`~jaxcoh.fitresult.FitResult`):
+  :mod:`jaxcoh.fmissing` (models of the derived ratio F_missing) and :mod:`jaxcoh.curves` (models of the rotation
+  curves themselves, fitted jointly with per-galaxy and nuisance parameters); models -> objective -> fit within each;
+- solvers: :mod:`jaxcoh.solvers` (Levenberg-Marquardt, block-arrowhead LM, L-BFGS, Adam) and
+  :mod:`~jaxcoh.uncertainty` (Hessian errors), used by both workflows' fits;
+- :mod:`~jaxcoh.mock` (catalogs generated from a known truth);
+- the command line, :mod:`jaxcoh.cli`, and :mod:`jaxcoh.plots` (matplotlib, optional).
 """
 
-from .catalog import Buckets, Catalog, GalaxyNames
+from . import curves, fmissing
+from .catalog import Catalog, GalaxyNames
 from .coherence import Hyperparameters, Reason
 from .config import default_dtype, set_precision
-from .f_missing import FMissing, derive_f_missing, f_missing_table
-from .fitting import CrossValidation, FitResult, cross_validate, fit_data, fit_model
+from .fitresult import FitResult
+from .fmissing import FMissing, derive_f_missing, f_missing_table
 from .mock import MockTruth, mock_catalog
-from .models import Model, ModelInputs, get_model, list_models, register_model
 from .parameters import Parameter, ParameterSpec
 from .properties import GalaxyProperties, galaxy_properties
+from .selection import apply_cuts
 from .sparc import SparcDataWarning, SparcFormatError, load_sparc, read_sparc
+from .version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["Catalog", "FMissing", "FitResult", "GalaxyNames", "GalaxyProperties", "Hyperparameters", "MockTruth",
+           "Parameter", "ParameterSpec", "Reason", "SparcDataWarning", "SparcFormatError", "__version__",
+           "apply_cuts", "curves", "default_dtype", "derive_f_missing", "f_missing_table", "fmissing",
+           "galaxy_properties", "load_sparc", "mock_catalog", "read_sparc", "set_precision"]

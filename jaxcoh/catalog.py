@@ -10,7 +10,7 @@ user-built catalog with garbage padding is safe too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -410,96 +410,3 @@ class Catalog:
                   if not f.metadata.get("static")}
         names = GalaxyNames([*self.names, *(f"<pad{i}>" for i in range(extra))])
         return dataclasses.replace(self, **fields, names=names)
-
-    # ---- bucketing ----------------------------------------------------------------------------------------------
-    def bucket(self, max_buckets: int = 4, multiple: int = 8) -> Buckets:
-        """Splits the sample into at most ``max_buckets`` catalogs of similar curve length.
-
-        Bucket widths (multiples of ``multiple``, so few distinct shapes are compiled) are chosen to minimise the
-        total number of padded cells; see :func:`bucket_widths`.
-        """
-        counts = np.asarray(self.points_per_galaxy)
-        widths = bucket_widths(counts, max_buckets, multiple)
-        which = np.searchsorted(widths, counts)  # bucket of each galaxy
-        parts, index = [], []
-        for b, w in enumerate(widths):
-            idx = np.nonzero(which == b)[0]
-            if idx.size == 0:
-                continue
-            part = self.take(idx)
-            short = w - part.n_max
-            if short > 0:  # pad the bucket up to its width so shapes repeat across samples
-                part = _pad_points(part, short)
-            parts.append(part)
-            index.append(idx)
-        order = np.concatenate(index) if index else np.zeros(0, dtype=np.int64)
-        return Buckets(tuple(parts), inverse=jnp.asarray(np.argsort(order), dtype=jnp.int32))
-
-
-def _pad_points(cat: Catalog, extra: int) -> Catalog:
-    def grow(name, x):
-        if x is None or x.ndim != 2:
-            return x
-        pad = False if name == "mask" else POINT_PAD[name]
-        return jnp.concatenate([x, jnp.full((x.shape[0], extra), pad, dtype=x.dtype)], axis=1)
-
-    fields = {f.name: grow(f.name, getattr(cat, f.name)) for f in dataclasses.fields(cat) if not f.metadata.get("static")}
-    return dataclasses.replace(cat, **fields)
-
-
-def bucket_widths(counts: np.ndarray, max_buckets: int, multiple: int = 8) -> np.ndarray:
-    """Bucket widths minimising total padded cells for curves of ``counts`` points, at most ``max_buckets`` of them.
-
-    Exact dynamic programme over the candidate widths (the counts rounded up to ``multiple``): with u candidates it
-    costs O(u^2 k), trivial next to any kernel call. Returns increasing widths, the last covering the longest curve.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.size == 0:
-        return np.array([multiple])
-    cand = np.unique(np.maximum(-(-counts // multiple) * multiple, multiple))
-    hist = np.array([np.sum((counts > (cand[j - 1] if j else 0)) & (counts <= cand[j])) for j in range(len(cand))])
-    u, k = len(cand), max(1, min(max_buckets, len(cand)))
-    cum = np.concatenate([[0], np.cumsum(hist)])
-    inf = np.iinfo(np.int64).max // 4
-    # cost[b][j]: least cells covering candidates 0..j with b+1 buckets, the last of width cand[j].
-    cost = np.full((k, u), inf, dtype=np.int64)
-    prev = np.full((k, u), -1, dtype=np.int64)
-    cost[0] = cand * cum[1:]
-    for b in range(1, k):
-        for j in range(u):
-            for i in range(j):
-                c = cost[b - 1][i] + cand[j] * (cum[j + 1] - cum[i + 1])
-                if c < cost[b][j]:
-                    cost[b][j], prev[b][j] = c, i
-    b = int(np.argmin(cost[:, u - 1]))
-    widths, j = [], u - 1
-    while j >= 0 and b >= 0:
-        widths.append(int(cand[j]))
-        j, b = int(prev[b][j]), b - 1
-    return np.array(sorted(widths))
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Buckets:
-    """A sample split into catalogs of similar curve length, with the permutation back to the original order."""
-
-    catalogs: tuple[Catalog, ...]
-    inverse: Array  # [g] int32: position of each original galaxy in the concatenated buckets
-
-    def map(self, fn: Callable[[Catalog], Any]) -> Any:
-        """Applies ``fn`` (per-galaxy outputs along axis 0) to every bucket and restores the original galaxy order.
-
-        Python iterates over the few buckets (one compiled shape each), never over galaxies.
-        """
-        outs = [fn(c) for c in self.catalogs]
-        return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0)[self.inverse], *outs)
-
-    @property
-    def n_galaxies(self) -> int:
-        return self.inverse.shape[0]
-
-    @property
-    def padding_fraction(self) -> float:
-        cells = sum(c.mask.size for c in self.catalogs)
-        return 1.0 - sum(c.n_points for c in self.catalogs) / cells if cells else 0.0

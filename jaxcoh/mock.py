@@ -39,7 +39,7 @@ from .catalog import GALAXY_FIELDS, Catalog, GalaxyNames
 from .coherence import Hyperparameters, burr_xii_window, roughness
 from .config import canonical_dtype, default_dtype
 from .constants import G_NEWTON, HELIUM_FACTOR, UPSILON_BULGE, UPSILON_DISK
-from .models import ModelInputs, get_model
+from .fmissing.models import ModelInputs, get_model
 from .numerics import safe_sqrt
 from .properties import FLAT_POINTS, SIGMA_FRACTION
 from .seed import SEED_R_REF, SEED_SIGMA_REF

@@ -136,7 +136,7 @@ def versions() -> dict[str, str]:
     import pandas as pd
     import scipy
 
-    from . import __version__
+    from .version import __version__
 
     return {"jaxcoh": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,

@@ -53,16 +53,9 @@ def cache_directory() -> Path | None:
 
 def _static_token(value) -> str | None:
     """A stable text for a static argument, or None when it cannot be keyed safely (then the cache is bypassed)."""
-    from .models import Model
-
-    if isinstance(value, Model):
-        # Only a module-level function of jaxcoh's is covered by the source digest; the bounds and scales are part of
-        # the program (the bijections), so a model re-registered with other bounds gets a program of its own.
-        module, qualname = getattr(value.predict, "__module__", ""), getattr(value.predict, "__qualname__", "<")
-        if not module.startswith("jaxcoh.") or "<" in qualname:
-            return None
-        spec = [(p.name, p.init, p.lower, p.upper, p.scale) for p in value.parameters]
-        return f"Model({value.name}, {module}.{qualname}, {spec!r})"
+    token = getattr(value, "trace_token", None)
+    if callable(token):  # models say themselves whether (and how) their program can be keyed
+        return token()
     if value is None or isinstance(value, (str, int, float, bool)):
         return repr(value)
     if isinstance(value, tuple):  # NamedTuples of options included

@@ -25,36 +25,39 @@ CASE = dict(n=24, seed=2, n_max=12)
 
 
 def bootstrap_case():
-    """:func:`jaxcoh.sweeps.bootstrap` whole: the full-sample fit, then both phases of the replicates, with the
+    """:func:`jaxcoh.fmissing.sweeps.bootstrap` whole: the full-sample fit, then both phases of the replicates, with the
     replicate axis split over the devices."""
+    from jaxcoh.fmissing import FitSettings
+    from jaxcoh.fmissing.sweeps import bootstrap
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import bootstrap
 
     cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
     fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc")
-    return bootstrap("mass_coherence", fm, n_boot=8, options=SolverOptions(max_iter=40))
+    return bootstrap("mass_coherence", fm, n_boot=8, settings=FitSettings(n_starts=1, options=SolverOptions(max_iter=40)))
 
 
 def grid_case():
-    """:func:`jaxcoh.sweeps.hyperparameter_grid` whole: the grid's derivations, the multi-start first phase and the
+    """:func:`jaxcoh.fmissing.sweeps.hyperparameter_grid` whole: the grid's derivations, the multi-start first phase and the
     continued rows, with the grid axis split over the devices."""
     import numpy as np
 
+    from jaxcoh.fmissing import FitSettings
+    from jaxcoh.fmissing.sweeps import hyperparameter_grid
     from jaxcoh.solvers import SolverOptions
-    from jaxcoh.sweeps import hyperparameter_grid
 
     cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
     table, _ = hyperparameter_grid("mass_coherence", cat, {"ell0": np.array([3.0, 6.0]), "A0": np.array([0.6, 1.2])},
-                                   recipe="sparc", n_starts=2, options=SolverOptions(max_iter=40))
+                                   recipe="sparc", settings=FitSettings(n_starts=2, options=SolverOptions(max_iter=40)))
     return table
 
 
 def joint_case(cat):
-    from jaxcoh.joint import JointOptions, get_curve_model, initial_z, joint_data, objective
+    from jaxcoh.curves import Likelihood, curve_data, get_model, starts
+    from jaxcoh.curves.objective import objective
 
-    model, opts = get_curve_model("rar"), JointOptions()
-    data = joint_data(cat)
-    z = jax.tree_util.tree_map(lambda a: a[0] * 1.05, initial_z(model, data, opts, 1, 0))
+    model, opts = get_model("rar"), Likelihood()
+    data = curve_data(cat)
+    z = jax.tree_util.tree_map(lambda a: a[0] * 1.05, starts(model, data, opts, 1, 0))
     value, grad = jax.jit(jax.value_and_grad(objective), static_argnums=(1, 3))(z, model, data, opts)
     return float(value), float(grad["shared"]["g_dagger"])
 

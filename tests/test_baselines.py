@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from jaxcoh import Hyperparameters, derive_f_missing, mock_catalog
-from jaxcoh.curves import RAR, UNIFIED_MULTIPLICATIVE
-from jaxcoh.joint import JointOptions, fit_curves, joint_data, objective
-from jaxcoh.nuisance import NUISANCE
+from jaxcoh.curves import NUISANCE, CurveSettings, Likelihood, curve_data, fit
+from jaxcoh.curves.baselines import RAR
+from jaxcoh.curves.objective import objective
+from jaxcoh.curves.unified import UNIFIED_MULTIPLICATIVE
 from jaxcoh.seed import SEED_FITS, SEED_R_REF, SEED_SIGMA_REF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: benchmarks/ is not an installed package
@@ -40,7 +41,7 @@ def kernel_losses(cat, values):
     model = UNIFIED_MULTIPLICATIVE
     z = {"shared": model.shared.to_unconstrained({k: jnp.asarray(v) for k, v in values.items()}), "local": {}}
     exact = {k: float(v) for k, v in model.shared.to_values(z["shared"]).items()}  # the values jaxcoh sees
-    want = float(objective(z, model, joint_data(cat, "sparc"), JointOptions(nuisance=False, loss="chi2",
+    want = float(objective(z, model, curve_data(cat, "sparc"), Likelihood(nuisance=False, loss="chi2",
                                                                             recipe="sparc")))
     arrays = as_arrays(cat, kernel.KERNEL_FIELDS)
     return want, kernel.unified_loss_numpy(exact, arrays), kernel.unified_loss_loop(exact, arrays)
@@ -75,7 +76,7 @@ def test_loop_gradient_matches_jax_grad():
     model = UNIFIED_MULTIPLICATIVE
     cat = mock_catalog(12, seed=3)
     values = perturbed({p.name: p.init for p in model.shared}, seed=4)
-    data, opts = joint_data(cat, "sparc"), JointOptions(nuisance=False, loss="chi2", recipe="sparc")
+    data, opts = curve_data(cat, "sparc"), Likelihood(nuisance=False, loss="chi2", recipe="sparc")
 
     def loss(v):
         return objective({"shared": model.shared.to_unconstrained(v), "local": {}}, model, data, opts)
@@ -96,7 +97,7 @@ def jaxcoh_joint_objective(cat, g_dagger, nuisance):
          "nuisance": NUISANCE.to_unconstrained({k: jnp.asarray(v) for k, v in nuisance.items()})}
     g = float(RAR.shared.to_values(z["shared"])["g_dagger"])
     nu = {k: np.asarray(v) for k, v in NUISANCE.to_values(z["nuisance"]).items()}  # after jaxcoh's bijections
-    return float(objective(z, RAR, joint_data(cat, "sparc"), JointOptions(nuisance=True))), g, nu
+    return float(objective(z, RAR, curve_data(cat, "sparc"), Likelihood(nuisance=True))), g, nu
 
 
 @pytest.mark.parametrize("perturb", [False, True])
@@ -115,7 +116,7 @@ def test_joint_cost_matches_jaxcoh_objective(perturb):
 
 def test_joint_map_fit_reaches_jaxcohs_optimum():
     cat = mock_catalog(12, seed=3).take(np.arange(4))
-    want = fit_curves("rar", cat, n_starts=1, errors=False)
+    want = fit("rar", cat, CurveSettings(n_starts=1, errors=False))
     got = joint_map.joint_map_rar(as_arrays(cat, joint_map.JOINT_FIELDS))
     # Both report 0.5 sum(res^2) over the same residuals (no constants in either).
     assert got["cost"] == pytest.approx(want.objective, rel=1e-3)

@@ -1,4 +1,4 @@
-"""The padded Catalog pytree: structure, transformations, masked reductions, selection and bucketing."""
+"""The padded Catalog pytree: structure, transformations, masked reductions, and selection."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from jaxcoh import Catalog, mock_catalog
-from jaxcoh.catalog import GALAXY_FIELDS, POINT_FIELDS, GalaxyNames, bucket_widths
+from jaxcoh.catalog import GALAXY_FIELDS, POINT_FIELDS, GalaxyNames
 from jaxcoh.numerics import at_least, clip, masked_mean, masked_sum
 from jaxcoh.properties import window_median
 
@@ -172,38 +172,6 @@ def test_to_pandas(small):
     g = cat.to_pandas("galaxies")
     assert list(g.n_points) == [3, 10, 17, 1, 40, 5]
     np.testing.assert_allclose(g.distance, gal["distance"])
-
-
-def test_bucketing_preserves_results_and_saves_padding():
-    lengths = [4, 5, 6, 7, 8, 9, 30, 31, 33, 100, 110, 115]
-    curves, gal = ragged(lengths, seed=3)
-    cat = Catalog.from_ragged(curves, gal, [f"b{i}" for i in range(len(lengths))])
-    b = cat.bucket(max_buckets=3)
-    assert len(b.catalogs) <= 3 and b.padding_fraction < cat.padding_fraction
-    assert all(c.n_max % 8 == 0 for c in b.catalogs)
-    means = b.map(jax.jit(lambda c: masked_mean(c.V_obs, c.mask, axis=1)))
-    np.testing.assert_allclose(means, [np.mean(c["V_obs"]) for c in curves], rtol=1e-14)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(1, 120), min_size=1, max_size=60), st.integers(1, 5))
-def test_bucket_widths_are_optimal(counts, k):
-    counts = np.array(counts)
-    widths = bucket_widths(counts, k, multiple=8)
-    assert len(widths) <= k and widths[-1] >= counts.max()
-    cost = sum(int(w) * int(np.sum((counts <= w) & (counts > (widths[i - 1] if i else 0))))
-               for i, w in enumerate(widths))
-    # Brute force over all choices of at most k candidate widths (small cases only).
-    cand = np.unique(np.maximum(-(-counts // 8) * 8, 8))
-    if len(cand) <= 8:
-        import itertools
-
-        best = min(
-            sum(int(w) * int(np.sum((counts <= w) & (counts > (ch[i - 1] if i else 0)))) for i, w in enumerate(ch))
-            for r in range(1, min(k, len(cand)) + 1)
-            for ch in itertools.combinations(cand, r) if ch[-1] == cand[-1]
-        )
-        assert cost == best
 
 
 def test_galaxy_names_hash_once_and_compare():

@@ -11,8 +11,10 @@ import pytest
 from scipy.optimize import least_squares as scipy_least_squares
 
 import reference as ref
-from jaxcoh import Hyperparameters, derive_f_missing, fit_data, fit_model, get_model, mock_catalog
-from jaxcoh.fitting import cross_validate, evaluate, fold_weights, solve_batch, starts
+from jaxcoh import Hyperparameters, derive_f_missing, mock_catalog
+from jaxcoh.fmissing import FitSettings, cross_validate, evaluate, fit, fit_data, get_model, starts
+from jaxcoh.fmissing.crossval import fold_weights
+from jaxcoh.fmissing.fitting import solve_batch
 from jaxcoh.mock import DEFAULT_TRUTH
 from jaxcoh.seed import SEED_FITS
 from jaxcoh.solvers import SolverOptions, Status, solve
@@ -27,7 +29,7 @@ def sparc_fm(sparc_catalog):
 
 @pytest.fixture(scope="module")
 def sparc_fits(sparc_fm):
-    return {m: fit_model(m, sparc_fm, n_starts=64, seed=0) for m in MODELS}
+    return {m: fit(m, sparc_fm, FitSettings(n_starts=64, seed=0)) for m in MODELS}
 
 
 def test_fit_sample_and_references(sparc_fm):
@@ -146,7 +148,7 @@ def test_stderr_is_the_inverse_hessian_checked_by_finite_differences(sparc_fm):
     """Errors are sqrt(diag(2 s^2 H^-1)) with H the exact Hessian of the sum of squares (the observed information),
     here checked against a numpy finite-difference Hessian at scipy's optimum. scipy's Gauss-Newton (J^T J)^-1 s^2
     drops the residual-curvature term, which matters at this sample's large residuals (RMS ~10): shown differing."""
-    fit = fit_model("power_law_sigma", sparc_fm, n_starts=8)
+    result = fit("power_law_sigma", sparc_fm, FitSettings(n_starts=8))
     data = fit_data(sparc_fm)
     ok = np.asarray(data.sample)
     F, sig = np.asarray(data.target)[ok], np.asarray(data.x.sigma_v)[ok]
@@ -155,8 +157,8 @@ def test_stderr_is_the_inverse_hessian_checked_by_finite_differences(sparc_fm):
     def res(x):
         return ref.power_law_sigma(x[0], x[1], sig, s_ref) - F
 
-    sol = scipy_least_squares(res, [fit.params["A"], fit.params["alpha"]], method="lm", xtol=1e-15, ftol=1e-15)
-    np.testing.assert_allclose(sol.x, [fit.params["A"], fit.params["alpha"]], rtol=1e-5)
+    sol = scipy_least_squares(res, [result.params["A"], result.params["alpha"]], method="lm", xtol=1e-15, ftol=1e-15)
+    np.testing.assert_allclose(sol.x, [result.params["A"], result.params["alpha"]], rtol=1e-5)
     x0, h = sol.x, 1e-4 * np.abs(sol.x)
     ssr = lambda x: np.sum(res(x) ** 2)
     H = np.empty((2, 2))
@@ -166,7 +168,7 @@ def test_stderr_is_the_inverse_hessian_checked_by_finite_differences(sparc_fm):
             H[i, j] = (ssr(x0 + ei + ej) - ssr(x0 + ei - ej) - ssr(x0 - ei + ej) + ssr(x0 - ei - ej)) / (4 * h[i] * h[j])
     s2 = ssr(x0) / (len(F) - 2)
     want = np.sqrt(np.diag(2 * s2 * np.linalg.inv(H)))
-    np.testing.assert_allclose([fit.stderr["A"], fit.stderr["alpha"]], want, rtol=1e-4)
+    np.testing.assert_allclose([result.stderr["A"], result.stderr["alpha"]], want, rtol=1e-4)
     gauss_newton = np.sqrt(np.diag(np.linalg.inv(sol.jac.T @ sol.jac) * s2))
     assert not np.allclose(want, gauss_newton, rtol=0.05)
 
@@ -175,11 +177,11 @@ def test_mock_truth_recovered_exactly_without_noise():
     cat = mock_catalog(160, seed=21, nuisance=False, noise=False)
     fm = derive_f_missing(Hyperparameters(), cat, "sparc")
     assert int(fm.in_sample.sum()) == 160
-    fit = fit_model("mass_coherence", fm, n_starts=32)
-    assert fit.metrics["rms"] < 1e-8
+    result = fit("mass_coherence", fm, FitSettings(n_starts=32))
+    assert result.metrics["rms"] < 1e-8
     for k in ("K_max", "gamma"):
-        assert fit.params[k] == pytest.approx(DEFAULT_TRUTH[k], rel=1e-6)
-    assert fit.errors.derived["Psi0_fR3"]["value"] == pytest.approx(DEFAULT_TRUTH["Psi0"] * 8, rel=1e-6)
+        assert result.params[k] == pytest.approx(DEFAULT_TRUTH[k], rel=1e-6)
+    assert result.errors.derived["Psi0_fR3"]["value"] == pytest.approx(DEFAULT_TRUTH["Psi0"] * 8, rel=1e-6)
 
 
 def test_mock_truth_recovered_from_noisy_curves():
@@ -187,11 +189,11 @@ def test_mock_truth_recovered_from_noisy_curves():
     tolerances: K_max 15%, gamma 10%, Psi0 f_R^3 30%."""
     cat = mock_catalog(400, seed=7, nuisance=False)
     fm = derive_f_missing(Hyperparameters(), cat, "sparc")
-    fit = fit_model("mass_coherence", fm, n_starts=64)
-    assert fit.params["K_max"] == pytest.approx(DEFAULT_TRUTH["K_max"], rel=0.15)
-    assert fit.params["gamma"] == pytest.approx(DEFAULT_TRUTH["gamma"], rel=0.10)
-    assert fit.errors.derived["Psi0_fR3"]["value"] == pytest.approx(DEFAULT_TRUTH["Psi0"] * 8, rel=0.30)
-    assert fit.metrics["r"] > 0.9
+    result = fit("mass_coherence", fm, FitSettings(n_starts=64))
+    assert result.params["K_max"] == pytest.approx(DEFAULT_TRUTH["K_max"], rel=0.15)
+    assert result.params["gamma"] == pytest.approx(DEFAULT_TRUTH["gamma"], rel=0.10)
+    assert result.errors.derived["Psi0_fR3"]["value"] == pytest.approx(DEFAULT_TRUTH["Psi0"] * 8, rel=0.30)
+    assert result.metrics["r"] > 0.9
 
 
 def _exp_problem():
@@ -234,7 +236,7 @@ def test_batched_fits_equal_single_fits(sparc_fm):
     data = fit_data(sparc_fm)
     rng = np.random.default_rng(1)
     W = jnp.asarray(rng.poisson(1.0, (3, data.target.shape[0])).astype(np.float64))
-    z0 = starts(model, 4, 0, jnp.float64)
+    z0 = starts(model, FitSettings(n_starts=4), jnp.float64)
     batched = solve_batch(model, "lm", SolverOptions(), z0, data, W)
     for i in range(3):
         single = solve_batch(model, "lm", SolverOptions(), z0, data, W[i:i + 1])
@@ -242,17 +244,17 @@ def test_batched_fits_equal_single_fits(sparc_fm):
 
 
 def test_second_fit_does_not_recompile(sparc_fm):
-    fit_model("power_law_sigma", sparc_fm, n_starts=8)
+    fit("power_law_sigma", sparc_fm, FitSettings(n_starts=8))
     before = solve_batch._cache_size()
-    fit_model("power_law_sigma", sparc_fm, n_starts=8, seed=3)
+    fit("power_law_sigma", sparc_fm, FitSettings(n_starts=8, seed=3))
     assert solve_batch._cache_size() == before
 
 
 def test_cross_validation_is_honest(sparc_fm):
-    cv = cross_validate("power_law_sigma", sparc_fm, n_folds=5, n_repeats=3, n_starts=8, seed=0)
+    cv = cross_validate("power_law_sigma", sparc_fm, FitSettings(n_starts=8, seed=0), n_folds=5, n_repeats=3)
     assert cv.rms > cv.train_rms  # held-out error exceeds the training error
     assert 9.5 < cv.rms < 12.5 and cv.n_folds == 5 and len(cv.per_repeat_rms) == 3
-    again = cross_validate("power_law_sigma", sparc_fm, n_folds=5, n_repeats=3, n_starts=8, seed=0)
+    again = cross_validate("power_law_sigma", sparc_fm, FitSettings(n_starts=8, seed=0), n_folds=5, n_repeats=3)
     assert again.rms == cv.rms  # seeded
 
 
@@ -268,8 +270,8 @@ def test_float32_fit_agrees_with_float64(sparc_catalog):
     """float32 is supported: the fitted RMS agrees with float64 to 1e-4 relative."""
     fm64 = derive_f_missing(Hyperparameters(), sparc_catalog, "legacy")
     fm32 = derive_f_missing(Hyperparameters(), sparc_catalog.astype("float32"), "legacy")
-    f64 = fit_model("power_law", fm64, n_starts=16)
-    f32 = fit_model("power_law", fm32, n_starts=16, options=SolverOptions(ftol=1e-7, gtol=1e-5))
+    f64 = fit("power_law", fm64, FitSettings(n_starts=16))
+    f32 = fit("power_law", fm32, FitSettings(n_starts=16, options=SolverOptions(ftol=1e-7, gtol=1e-5)))
     assert f32.dtype == "float32"
     assert f32.metrics["rms"] == pytest.approx(f64.metrics["rms"], rel=1e-4)
 
@@ -281,6 +283,6 @@ def test_nonfinite_loss_names_the_galaxy_and_parameters():
     j = int(np.nonzero(np.asarray(data.sample))[0][2])
     bad = data._replace(target=data.target.at[j].set(jnp.inf))
     with pytest.raises(FloatingPointError) as info:
-        fit_model("power_law_sigma", bad, n_starts=2, names=list(cat.names))
+        fit("power_law_sigma", bad, FitSettings(n_starts=2), names=list(cat.names))
     msg = str(info.value)
     assert f"residual not finite for {cat.names[j]}" in msg and "gradient not finite for parameter A" in msg

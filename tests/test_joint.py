@@ -15,13 +15,16 @@ import pandas as pd
 import pytest
 
 import jaxcoh
-from jaxcoh.compare import COMPARE_MODELS, apply_cuts, compare, format_compare
 from jaxcoh.constants import G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, G_NEWTON
-from jaxcoh.curves import fix_parameters, nfw_speed2_halo, rar_interpolation
+from jaxcoh.curves import (NUISANCE, CurveSettings, Likelihood, compare, curve_data, default_models, fit,
+                           fix_parameters, get_model, prepare, residuals, starts)
+from jaxcoh.curves.baselines import nfw_speed2_halo, rar_interpolation
+from jaxcoh.curves.likelihood import robust_residual, robust_rho, split
+from jaxcoh.curves.nuisance import Nuisance, apply_nuisance, table_nuisance
+from jaxcoh.curves.objective import blocked_objective, objective
+from jaxcoh.curves.tables import format_compare
+from jaxcoh.selection import apply_cuts
 from jaxcoh.solvers import SolverOptions
-from jaxcoh.joint import (JointOptions, fit_curves, initial_z, joint_data, objective, residuals, robust_residual,
-                          robust_rho, split)
-from jaxcoh.nuisance import Nuisance, apply_nuisance, table_nuisance
 
 SMALL = dict(n_max=16, min_points=5)
 
@@ -74,7 +77,7 @@ def test_nuisance_rescales_like_the_observables(small_mock):
 
 @pytest.mark.parametrize("loss", ["chi2", "student_t", "huber"])
 def test_robust_residual_squares_to_twice_rho(loss):
-    opts = JointOptions(loss=loss)
+    opts = Likelihood(loss=loss)
     r = jnp.linspace(-8.0, 8.0, 161)
     psi = robust_residual(r, opts)
     np.testing.assert_allclose(psi**2, 2 * robust_rho(r, opts), rtol=1e-12, atol=1e-24)
@@ -85,10 +88,10 @@ def test_robust_residual_squares_to_twice_rho(loss):
 
 def test_objective_is_half_the_sum_of_squared_residuals(small_mock):
     for name in ("nfw", "rar"):
-        model = jaxcoh.joint.get_curve_model(name)
-        opts = JointOptions(loss="student_t")
-        data = joint_data(small_mock)
-        z = jax.tree_util.tree_map(lambda a: a[0] * 1.01, initial_z(model, data, opts, 1, 0))
+        model = get_model(name)
+        opts = Likelihood(loss="student_t")
+        data = curve_data(small_mock)
+        z = jax.tree_util.tree_map(lambda a: a[0] * 1.01, starts(model, data, opts, 1, 0))
         assert float(objective(z, model, data, opts)) == pytest.approx(
             0.5 * float(jnp.sum(residuals(z, model, data, opts) ** 2)), rel=1e-12)
 
@@ -96,12 +99,12 @@ def test_objective_is_half_the_sum_of_squared_residuals(small_mock):
 def test_block_lm_matches_dense_lm_and_errors_match_dense_hessian(small_mock):
     """The arrowhead solver and the Schur-complement errors against their dense counterparts."""
     cat = small_mock
-    opts = JointOptions()
-    block = fit_curves("rar", cat, n_starts=1, solver="block_lm", errors=True)
+    opts = Likelihood()
+    block = fit("rar", cat, CurveSettings(n_starts=1, solver="block_lm", errors=True))
     assert block.status == "CONVERGED"
     # Dense Hessian of the objective in log coordinates of every parameter (all are positive).
-    model = jaxcoh.joint.get_curve_model("rar")
-    data = joint_data(cat)
+    model = get_model("rar")
+    data = curve_data(cat)
     shared, _, nu = split(model, _best_z(block, model, cat), data, opts)
     names = ["upsilon_disk", "upsilon_bulge", "distance", "inclination"]
     q0 = jnp.concatenate([jnp.log(shared["g_dagger"])[None], *[jnp.log(getattr(nu, k)) for k in names]])
@@ -110,7 +113,7 @@ def test_block_lm_matches_dense_lm_and_errors_match_dense_hessian(small_mock):
     def f(q):
         vals = {k: jnp.exp(q[1 + j * g:1 + (j + 1) * g]) for j, k in enumerate(names)}
         z = {"shared": model.shared.to_unconstrained({"g_dagger": jnp.exp(q[0])}), "local": {},
-             "nuisance": jaxcoh.joint.NUISANCE.to_unconstrained(vals)}
+             "nuisance": NUISANCE.to_unconstrained(vals)}
         return objective(z, model, data, opts)
 
     # At a minimum the gradient vanishes: the arrowhead LM solved the full problem, not a block of it.
@@ -124,8 +127,8 @@ def test_block_lm_matches_dense_lm_and_errors_match_dense_hessian(small_mock):
 def test_block_lm_without_shared_parameters_damps_each_galaxy(small_mock):
     """With no shared parameter (NFW halos with nuisance) every galaxy is its own problem: the block LM keeps a
     damping per galaxy and reaches the optimum that the dense LM and a long L-BFGS find."""
-    fits = {s: fit_curves("nfw", small_mock, n_starts=1, solver=s, errors=False,
-                          solver_options=SolverOptions(max_iter=4000, ftol=1e-14, gtol=1e-10))
+    long = (SolverOptions(max_iter=4000, ftol=1e-14, gtol=1e-10),)
+    fits = {s: fit("nfw", small_mock, CurveSettings(n_starts=1, solver=s, errors=False, solver_options=long))
             for s in ("block_lm", "lm", "lbfgs")}
     assert fits["block_lm"].status == "CONVERGED"
     assert fits["block_lm"].objective <= min(f.objective for f in fits.values()) * (1 + 1e-9)
@@ -136,7 +139,7 @@ def test_block_lm_without_shared_parameters_damps_each_galaxy(small_mock):
 def _best_z(fit, model, cat):
     return {"shared": model.shared.to_unconstrained({k: jnp.asarray(v) for k, v in fit.params.items()}),
             "local": {},
-            "nuisance": jaxcoh.joint.NUISANCE.to_unconstrained({k: jnp.asarray(v) for k, v in fit.nuisance.items()})}
+            "nuisance": NUISANCE.to_unconstrained({k: jnp.asarray(v) for k, v in fit.nuisance.items()})}
 
 
 def test_joint_fit_recovers_mock_truth():
@@ -151,7 +154,7 @@ def test_joint_fit_recovers_mock_truth():
     h = truth.hyper
     model = fix_parameters("unified_multiplicative", A0=float(h.A0), gamma_rough=float(h.gamma_rough),
                            beta_sigma=float(h.beta_sigma), ell0=float(h.ell0), p=float(h.p), n_coh=float(h.n_coh))
-    fit = fit_curves(model, cat, n_starts=1, solver="block_lm")
+    fit = jaxcoh.curves.fit(model, cat, CurveSettings(n_starts=1, solver="block_lm"))
     assert fit.status == "CONVERGED"
     assert fit.n_params == 4 + 4 * 64
     assert abs(fit.params["K_max"] - truth.params["K_max"]) < 3 * fit.stderr["K_max"]
@@ -170,8 +173,8 @@ def test_joint_fit_recovers_mock_truth():
 
 def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     cat = small_mock
-    args = dict(n_starts=1, errors=False, solver="block_lm", options=JointOptions(nuisance=False))
-    summary, per_galaxy, curves = compare(cat, out=tmp_path, **args)
+    settings = CurveSettings(n_starts=1, errors=False, solver="block_lm", likelihood=Likelihood(nuisance=False))
+    summary, per_galaxy, curves = compare(cat, None, settings, out=tmp_path)
     # A re-run with the same catalog and arguments loads every model instead of fitting it again (resume) ...
     fitted = []
 
@@ -179,17 +182,17 @@ def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
         fitted.append(name)
         raise RuntimeError("refitted")
 
-    monkeypatch.setattr(jaxcoh.compare, "fit_curves", refit)
-    again, per_galaxy2, curves2 = compare(cat, out=tmp_path, **args)
+    monkeypatch.setattr(jaxcoh.curves.comparison, "fit", refit)
+    again, per_galaxy2, curves2 = compare(cat, None, settings, out=tmp_path)
     assert fitted == [] and json.dumps(again, sort_keys=True, default=str) == json.dumps(summary, sort_keys=True,
                                                                                          default=str)
     pd.testing.assert_frame_equal(per_galaxy2, per_galaxy)
     pd.testing.assert_frame_equal(curves2, curves, check_exact=True)
     # ... and other arguments refit (the stored models are removed, never mixed in).
     with pytest.raises(RuntimeError, match="refitted"):
-        compare(cat, out=tmp_path, **{**args, "n_starts": 2})
+        compare(cat, None, settings._replace(n_starts=2), out=tmp_path)
     assert fitted == ["newtonian"] and not list((tmp_path / "models").iterdir())
-    assert list(summary["models"]) == list(COMPARE_MODELS)
+    assert list(summary["models"]) == list(default_models())
     for name, m in summary["models"].items():
         for key in ("params", "stderr", "chi2", "dof", "chi2_nu", "aic", "bic", "median_rms_kms",
                     "frac_better_than_newtonian", "rar_scatter_dex", "wall_s"):
@@ -201,8 +204,8 @@ def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     # The mock's curves carry a coherence enhancement: every enhancing model beats K = 0.
     for name in ("rar", "unified_multiplicative", "per_galaxy_amplitude", "nfw"):
         assert summary["models"][name]["chi2"] < newt["chi2"], name
-    assert len(per_galaxy) == len(COMPARE_MODELS) * cat.n_galaxies
-    assert len(curves) == len(COMPARE_MODELS) * cat.n_points
+    assert len(per_galaxy) == len(default_models()) * cat.n_galaxies
+    assert len(curves) == len(default_models()) * cat.n_points
     one = curves[curves.model == "newtonian"]
     V_bar2 = one.V_gas * np.abs(one.V_gas) + one.V_disk**2 + one.V_bul**2
     np.testing.assert_allclose(np.sign(V_bar2) * np.sqrt(np.abs(V_bar2)), one.V_model, rtol=1e-10)
@@ -216,7 +219,7 @@ def test_standard_cuts_and_rar_on_sparc(sparc_catalog):
     assert (report["n_galaxies"], report["n_points"]) == (147, 2696)  # MLS16 quote 153 / 2693
     V, e, m = (np.asarray(a) for a in (cut.V_obs, cut.e_V_obs, cut.mask))
     assert np.all(e[m] < 0.1 * V[m])
-    summary, _, _ = compare(cut, models=("rar",), n_starts=1, solver="block_lm")
+    summary, _, _ = compare(cut, ["rar"], CurveSettings(n_starts=1, solver="block_lm"))
     rar = summary["models"]["rar"]
     assert abs(rar["params"]["g_dagger"] - G_DAGGER_MLS16) <= G_DAGGER_MLS16_ERR
     assert rar["published"]["g_dagger_within_published_error"]
@@ -236,7 +239,7 @@ def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
     bad = dataclasses.replace(small_mock, e_V_obs=jnp.asarray(e))
     name = bad.names[3]
     with pytest.raises(FloatingPointError) as info:
-        fit_curves("rar", bad, n_starts=1, solver="block_lm", errors=False)
+        fit("rar", bad, CurveSettings(n_starts=1, solver="block_lm", errors=False))
     msg = str(info.value)
     assert f"objective not finite for galaxy {name}" in msg
     assert f"distance[{name}]" in msg and "g_dagger" in msg
@@ -246,18 +249,16 @@ def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
 def test_prepared_data_give_the_same_objective(small_mock):
     """With the nuisance fixed, data prepared once (rescaled data, properties, geometric times) give the objective and
     gradient of the unprepared data, blocked or not; options that do not match the preparation are refused."""
-    from jaxcoh.joint import blocked_objective, prepare
-
-    opts = JointOptions(nuisance=False, loss="student_t", error_floor=3.0)
-    data = joint_data(small_mock)
+    opts = Likelihood(nuisance=False, loss="student_t", error_floor=3.0)
+    data = curve_data(small_mock)
     prepared = prepare(data, opts)
     assert prepared.fixed is not None and data.fixed is None
     assert prepare(data, opts._replace(nuisance=True)) is data  # nothing is constant when the nuisance is fitted
     vg = jax.jit(jax.value_and_grad(objective), static_argnums=(1, 3))
     vg_blocked = jax.jit(jax.value_and_grad(blocked_objective), static_argnums=(1, 3, 4))
     for name in ("unified_multiplicative", "nfw"):
-        model = jaxcoh.joint.get_curve_model(name)
-        z = jax.tree_util.tree_map(lambda a: a[0] * 1.03, initial_z(model, data, opts, 1, 0))
+        model = get_model(name)
+        z = jax.tree_util.tree_map(lambda a: a[0] * 1.03, starts(model, data, opts, 1, 0))
         want = vg(z, model, data, opts)
         for got in (vg(z, model, prepared, opts), vg_blocked(z, model, prepared, opts, 5)):
             for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
@@ -272,14 +273,12 @@ def test_blocked_objective_equals_plain(small_mock):
     """The block-by-block objective (large catalogs, gradients accumulated block by block through a custom JVP)
     against the plain one: value, gradient, gradient under vmap over starts, Hessian in the shared parameters
     (forward over reverse) and the gradient in the data, nuisance on."""
-    from jaxcoh.joint import blocked_objective
-
     cat = small_mock  # 10 galaxies: blocks of 5
-    opts = JointOptions(loss="huber")
-    data = joint_data(cat)
+    opts = Likelihood(loss="huber")
+    data = curve_data(cat)
     for name in ("nfw", "unified_multiplicative"):  # model-local parameters; shared ones and the median
-        model = jaxcoh.joint.get_curve_model(name)
-        zs = jax.tree_util.tree_map(lambda a: a[:2] * 1.02, initial_z(model, data, opts, 2, 0))
+        model = get_model(name)
+        zs = jax.tree_util.tree_map(lambda a: a[:2] * 1.02, starts(model, data, opts, 2, 0))
 
         @functools.partial(jax.jit, static_argnums=2)
         def derivatives(zs, data, f):

@@ -27,10 +27,12 @@ from jaxcoh.coherence import (Hyperparameters, Reason, baryonic_acceleration, ba
                               coherence_rate, derive_curves, derive_galaxy, empirical_amplitude, exposure_period,
                               geometric_coherence_time, noise_coherence_time, orbital_period, potential_contrast,
                               required_enhancement, roughness_amplitude)
-from jaxcoh.curves import CURVE_MODELS
-from jaxcoh.joint import LOSSES, JointOptions, initial_z, joint_data, objective
-from jaxcoh.models import ModelInputs, get_model, list_models
-from jaxcoh.nuisance import NUISANCE
+from jaxcoh import curves
+from jaxcoh.curves import NUISANCE, Likelihood, curve_data
+from jaxcoh.curves import starts as curve_starts
+from jaxcoh.curves.likelihood import LOSSES
+from jaxcoh.curves.objective import objective
+from jaxcoh.fmissing import ModelInputs, get_model, list_models
 from jaxcoh.properties import galaxy_properties
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -341,7 +343,7 @@ def test_model_jit_equals_eager_and_vmap_equals_loop(name, data, x):
 
 
 SPECS = {**{f"model:{m}": get_model(m).parameters for m in MODELS},
-         **{f"curve:{m}:{part}": getattr(c, part) for m, c in CURVE_MODELS.items() for part in ("shared", "local")
+         **{f"curve:{m}:{part}": getattr(c, part) for m, c in ((m, curves.get_model(m)) for m in curves.list_models()) for part in ("shared", "local")
             if len(getattr(c, part))},
          "nuisance": NUISANCE}
 
@@ -388,7 +390,7 @@ def _joint_values_and_gradient(z, data, model, nuisance):
     """``objective`` for every loss ``[3]``, and the gradient of their sum (a NaN or inf in any loss's gradient survives
     the sum): one backward pass and one compilation per model and nuisance setting."""
     def total(z):
-        values = jnp.stack([objective(z, model, data, JointOptions(nuisance=nuisance, loss=loss)) for loss in LOSSES])
+        values = jnp.stack([objective(z, model, data, Likelihood(nuisance=nuisance, loss=loss)) for loss in LOSSES])
         return jnp.sum(values), values
 
     (_, values), grad = jax.value_and_grad(total, has_aux=True)(z)
@@ -396,7 +398,7 @@ def _joint_values_and_gradient(z, data, model, nuisance):
 
 
 def _start(model, data, nuisance):
-    z0 = initial_z(model, data, JointOptions(nuisance=nuisance), 1, 0)
+    z0 = curve_starts(model, data, Likelihood(nuisance=nuisance), 1, 0)
     return jax.tree_util.tree_map(lambda a: a[0], z0)
 
 
@@ -420,34 +422,34 @@ def _check_joint(z, data, model, nuisance, cat):
             assert np.all(np.asarray(g)[empty] == 0), (model.name, k)
 
 
-JOINT_CASES = [(m, nu) for m in CURVE_MODELS for nu in (True, False)]
+JOINT_CASES = [(m, nu) for m in curves.list_models() for nu in (True, False)]
 
 
 @FEW
 @pytest.mark.parametrize(("model_name", "nuisance"), JOINT_CASES)
 @given(data=st.data())
 def test_joint_objective_and_gradient_are_finite(edge_cat, model_name, nuisance, data):
-    model = CURVE_MODELS[model_name]
-    jd = joint_data(edge_cat)
+    model = curves.get_model(model_name)
+    jd = curve_data(edge_cat)
     z = _perturbed(data.draw, _start(model, jd, nuisance))
     _check_joint(z, jd, model, nuisance, edge_cat)
 
 
 @FEW
-@pytest.mark.parametrize("model_name", list(CURVE_MODELS))
+@pytest.mark.parametrize("model_name", curves.list_models())
 @given(data=st.data())
 def test_joint_gradient_is_finite_with_zero_padding(mock, model_name, data):
     """Zeros are what a user-built catalog most often leaves in its padding (the catalog promises garbage is safe)."""
-    model = CURVE_MODELS[model_name]
+    model = curves.get_model(model_name)
     cat = S.edge_catalog(mock, pad=0.0)
-    jd = joint_data(cat)
+    jd = curve_data(cat)
     _check_joint(_perturbed(data.draw, _start(model, jd, True)), jd, model, True, cat)
 
 
 @FEW
 @given(data=st.data())
 def test_joint_gradient_is_finite_with_nan_padding(mock, data):
-    model = CURVE_MODELS["per_galaxy_amplitude"]
+    model = curves.get_model("per_galaxy_amplitude")
     cat = S.edge_catalog(mock, pad=math.nan)
-    jd = joint_data(cat)
+    jd = curve_data(cat)
     _check_joint(_perturbed(data.draw, _start(model, jd, True)), jd, model, True, cat)

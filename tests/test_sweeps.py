@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import jaxcoh
-from jaxcoh.fitting import fit_data, fit_model
-from jaxcoh.sweeps import (bootstrap, bootstrap_weights, grid_points, hyperparameter_grid, multistart, profile,
+from jaxcoh.fmissing import FitSettings, fit, fit_data
+from jaxcoh.fmissing.sweeps import (bootstrap, bootstrap_weights, grid_points, hyperparameter_grid, multistart, profile,
                            run_chunked)
 
 
@@ -33,12 +33,12 @@ def test_bootstrap_weights_are_resampling_counts(mock_fm):
 
 def test_bootstrap_replicates_equal_individual_weighted_fits(mock_fm, tmp_path):
     _, fm = mock_fm
-    table, summary = bootstrap("mass_coherence", fm, n_boot=6, chunk_size=4, n_starts=4, out=tmp_path)
+    table, summary = bootstrap("mass_coherence", fm, n_boot=6, settings=FitSettings(n_starts=4), chunk_size=4, out=tmp_path)
     assert len(table) == 6 and summary["kind"] == "bootstrap" and summary["axes"] == []
     data = fit_data(fm)
     w = np.asarray(bootstrap_weights(fm.in_sample, np.arange(6), seed=0))
     for b in (0, 5):  # a replicate equals a plain weighted global fit with the same counts
-        one = fit_model("mass_coherence", data, weights=w[b], n_starts=64)
+        one = fit("mass_coherence", data, FitSettings(n_starts=64), weights=w[b])
         assert table.loc[b, "rms"] == pytest.approx(one.metrics["rms"], rel=1e-6)
     assert summary["params"] == ["K_max", "Psi0", "gamma", "f_R"]
     q = summary["intervals"]["gamma"]
@@ -70,11 +70,12 @@ def test_grid_point_equals_fresh_derivation_and_fit(mock_fm):
     axes = {"ell0": [3.0, 5.0], "A0": [0.774, 1.5]}
     pts = grid_points(axes)
     assert list(zip(pts["ell0"], pts["A0"], strict=True)) == [(3, 0.774), (3, 1.5), (5, 0.774), (5, 1.5)]
-    table, summary = hyperparameter_grid("power_law_sigma", cat, axes, recipe="sparc", n_starts=8, chunk_size=3)
+    table, summary = hyperparameter_grid("power_law_sigma", cat, axes, recipe="sparc", settings=FitSettings(n_starts=8),
+                                         chunk_size=3)
     assert summary["axes"] == ["ell0", "A0"] and len(table) == 4
     for i in (1, 2):
         h = jaxcoh.Hyperparameters(ell0=float(table.ell0[i]), A0=float(table.A0[i]))
-        one = fit_model("power_law_sigma", jaxcoh.derive_f_missing(h, cat, "sparc"), n_starts=64)
+        one = fit("power_law_sigma", jaxcoh.derive_f_missing(h, cat, "sparc"), FitSettings(n_starts=64))
         assert table.loc[i, "rms"] == pytest.approx(one.metrics["rms"], rel=1e-6)
         assert table.loc[i, "n"] == one.metrics["n"]
     with pytest.raises(KeyError, match="unknown grid axes"):
@@ -83,10 +84,10 @@ def test_grid_point_equals_fresh_derivation_and_fit(mock_fm):
 
 def test_profile_minimum_is_the_global_fit(mock_fm):
     _, fm = mock_fm
-    best = fit_model("power_law", fm, n_starts=64)
+    best = fit("power_law", fm, FitSettings(n_starts=64))
     beta = best.params["beta"]  # interior on this mock (alpha sits at its bound)
     values = np.linspace(beta * 0.5, beta * 1.5, 11)  # the middle value is the best fit's beta
-    table, summary = profile("power_law", fm, "beta", values, n_starts=8)
+    table, summary = profile("power_law", fm, "beta", values, settings=FitSettings(n_starts=8))
     assert table["loss"].idxmin() == 5
     assert table.loc[5, "loss"] == pytest.approx(best.loss, rel=1e-8)
     assert np.all(np.diff(table["loss"][:6]) < 0) and np.all(np.diff(table["loss"][5:]) > 0)
@@ -96,17 +97,17 @@ def test_profile_minimum_is_the_global_fit(mock_fm):
 
 def test_multistart_rows_are_every_start(mock_fm):
     _, fm = mock_fm
-    table, summary = multistart("power_law_sigma", fm, n_starts=16)
+    table, summary = multistart("power_law_sigma", fm, FitSettings(n_starts=16))
     assert len(table) == 16 and "A_start" in table.columns
     assert summary["n_at_best"] >= 1
-    assert table["loss"].min() == pytest.approx(fit_model("power_law_sigma", fm, n_starts=16).loss, rel=1e-10)
+    assert table["loss"].min() == pytest.approx(fit("power_law_sigma", fm, FitSettings(n_starts=16)).loss, rel=1e-10)
 
 
 def test_phases_continue_only_unconverged_rows_with_the_remaining_budget():
     """_in_phases with several starts: every row first (the short phase that picks the best start), then the rows
     still at MAX_ITER from their own states, once per phase."""
     from jaxcoh.solvers import SolverOptions, SolverResult, Status
-    from jaxcoh.sweeps import _in_phases
+    from jaxcoh.fmissing.sweeps import _in_phases
 
     need = np.array([3, 30, 8, 150, 1000])  # iterations each row needs to converge
     calls = []

@@ -15,8 +15,8 @@ import numpy as np
 
 import jaxcoh
 from jaxcoh import tracecache
-from jaxcoh.fitting import fit_data, solve_batch, starts
-from jaxcoh.models import get_model
+from jaxcoh.fmissing import FitSettings, fit_data, get_model, starts
+from jaxcoh.fmissing.fitting import solve_batch
 from jaxcoh.solvers import SolverOptions
 
 ROOT = Path(__file__).parents[1]
@@ -28,18 +28,18 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import jaxcoh
-from jaxcoh.fitting import fit_data, solve_batch, starts
-from jaxcoh.models import Model, get_model
+from jaxcoh.fmissing import FitSettings, Model, fit_data, get_model, starts
+from jaxcoh.fmissing.fitting import solve_batch
 from jaxcoh.solvers import SolverOptions
 
-import jaxcoh.fitting
+import jaxcoh.fmissing.fitting as fitting
 
 traced = []
-real_solve = jaxcoh.fitting.solve
+real_solve = fitting.solve
 def counting_solve(*a, **k):
     traced.append(1)
     return real_solve(*a, **k)
-jaxcoh.fitting.solve = counting_solve
+fitting.solve = counting_solve
 
 cat = jaxcoh.mock_catalog(20, seed=4, n_max=10)
 data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
@@ -47,7 +47,7 @@ w = jnp.ones_like(data.target)[None]
 mc = get_model("mass_coherence")
 out = {}
 for n_starts in (4, 8):  # two shapes: two programs
-    res = solve_batch(mc, "lm", SolverOptions(max_iter=30), starts(mc, n_starts, 0, cat.dtype), data, w)
+    res = solve_batch(mc, "lm", SolverOptions(max_iter=30), starts(mc, FitSettings(n_starts=n_starts), cat.dtype), data, w)
     out[n_starts] = [float(x) for x in res.loss.ravel()]
 n_builtin = len(traced)
 # Under another transformation the call is traced as part of it: nothing stored, same numbers.
@@ -57,7 +57,7 @@ assert bool(jnp.allclose(F(3.0), direct, rtol=1e-12, atol=0, equal_nan=True))  #
 # A model defined outside jaxcoh is never stored (the source digest does not cover its code).
 mine = Model("mine", lambda p, x: p["a"] * x.v_flat / 100.0,
              jaxcoh.ParameterSpec([jaxcoh.Parameter("a", 1.0, 0.1, 10.0)]))
-solve_batch(mine, "lm", SolverOptions(max_iter=5), starts(mine, 2, 0, cat.dtype), data, w)
+solve_batch(mine, "lm", SolverOptions(max_iter=5), starts(mine, FitSettings(n_starts=2), cat.dtype), data, w)
 print(json.dumps({"loss": out, "traced_builtin": n_builtin, "traced_total": len(traced)}))
 """
 
@@ -89,7 +89,7 @@ def test_unreadable_program_is_exported_again(tmp_path):
     cat = jaxcoh.mock_catalog(6, seed=1, n_max=8)
     data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
     model = get_model("power_law")
-    z0 = starts(model, 2, 0, cat.dtype)
+    z0 = starts(model, FitSettings(n_starts=2), cat.dtype)
     w = jnp.ones_like(data.target)[None]
     static = {"model": model, "solver": "lm", "options": SolverOptions(max_iter=10)}
     leaves, tree = jax.tree_util.tree_flatten({"z0": z0, "data": data, "weights": w})
@@ -103,13 +103,12 @@ def test_unreadable_program_is_exported_again(tmp_path):
 
 
 def test_static_tokens():
-    from jaxcoh.models import Model
-
+    from jaxcoh.fmissing import Model
     from jaxcoh.parameters import Parameter, ParameterSpec
 
     mc = get_model("mass_coherence")
     token = tracecache._static_token(mc)
-    assert token.startswith("Model(mass_coherence, jaxcoh.models.") and "'Psi0'" in token
+    assert token.startswith("Model(mass_coherence, jaxcoh.fmissing.models.") and "'Psi0'" in token
     # jaxcoh's own prediction with other bounds (re-registered under the same name): another program
     narrower = Model("mass_coherence", mc.predict, ParameterSpec(
         [Parameter(p.name, p.init, p.lower, p.upper * 0.5 if p.name == "K_max" else p.upper, p.scale)

@@ -7,10 +7,12 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from .commands import COMMANDS
+from . import bench, compare, fit, info, plot, reproduce, sweep
 from .common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, log,
                      setup_logging)
 from .options import ConfigError, add_options, resolve
+
+COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, sweep, plot, info, bench)}
 
 EPILOG = textwrap.dedent("""\
     exit codes: 0 done; 2 bad flag or config (nothing computed); 3 input data missing or malformed;
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from .. import __version__
+    from ..version import __version__
 
     parser.add_argument("--version", action="version", version=f"jaxcoh {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

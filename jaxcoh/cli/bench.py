@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .commands import Command, register
+from .command import Command
 from .common import VERBOSITY_OPTIONS, DATA_OPTIONS, out_option, progress, sparc_dir
 from .options import ConfigError, Option
 from .rundir import write_run
@@ -54,11 +54,11 @@ def run(values: dict) -> int:
     return 0
 
 
-register(Command(
+COMMAND = Command(
     name="bench",
     summary="Run the benchmarks (jaxcoh beside numpy/scipy baselines in the same run) and save bench.json.",
     examples="examples:\n  jaxcoh bench --sparc ../shared/data/sparc --quick\n"
              "  jaxcoh bench --sparc DIR --out results/bench          # the full suite (tens of minutes on 2 cores)\n"
              "  jaxcoh bench --only B4 --quick                        # kernel scaling on mock catalogs only",
     options=OPTIONS, run=run, validate=validate,
-))
+)

@@ -1,4 +1,5 @@
-"""What every command shares: data options, precision, the result directory, logging, progress and exit codes."""
+"""What the commands share: data and precision options, the rotation-curve fit options, loading the data, the result
+directory, logging, progress and exit codes."""
 
 from __future__ import annotations
 
@@ -37,6 +38,20 @@ VERBOSITY_OPTIONS = (
     Option("quiet", False, "print only errors", type="bool", cli_only=True),
     Option("verbose", False, "print debugging detail and full tracebacks", type="bool", cli_only=True),
 )
+
+
+def curve_model_names() -> list[str]:
+    """The registered rotation-curve models (the choices of ``--model`` and ``--models``)."""
+    from ..curves import list_models
+
+    return list_models()
+
+
+def f_missing_model_names() -> list[str]:
+    """The registered F_missing models."""
+    from ..fmissing import list_models
+
+    return list_models()
 
 
 def out_option(command: str) -> Option:
@@ -91,3 +106,52 @@ def progress(total: int, desc: str, enabled: bool = True) -> Iterator:
         yield bar
     finally:
         bar.close()
+
+
+# Options of every rotation-curve fit (`fit`, `compare`; `halos` and `sample` take some of them).
+CUTS_OPTION = Option("cuts", "standard", "sample cuts: standard (McGaugh, Lelli & Schombert 2016: quality < 3, "
+                     "i >= 30 deg, errV/Vobs < 0.1) or none", choices=("standard", "none"))
+LIKELIHOOD_OPTIONS = (
+    Option("nuisance", "full", "per-galaxy Upsilon, D and i: full (fitted with priors) or none (0.5 / 0.7, table D, i)",
+           choices=("full", "none")),
+    Option("recipe", "sparc", "galaxy-property recipe of the missing part", choices=("sparc", "legacy")),
+    Option("loss", "chi2", "per-point loss", choices=("chi2", "student_t", "huber")),
+    Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
+)
+CURVE_OPTIONS = (
+    CUTS_OPTION, *LIKELIHOOD_OPTIONS,
+    Option("solver", "auto", "auto (L-BFGS then block LM), block_lm, lbfgs, lm (dense) or adam",
+           choices=("auto", "block_lm", "lbfgs", "lm", "adam", "lbfgs+block_lm")),
+    Option("n_starts", 4, "starts of the shared parameters (Sobol design), solved side by side", type="int"),
+    Option("seed", 0, "seed of the start design", type="nonneg_int"),
+    Option("errors", True, "standard errors from the Hessian (marginalised over the per-galaxy parameters)",
+           type="bool"),
+)
+
+
+def likelihood(values: dict):
+    """The :class:`jaxcoh.curves.Likelihood` of the likelihood options."""
+    from ..curves import Likelihood
+
+    return Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"], error_floor=values["error_floor"],
+                      recipe=values["recipe"])
+
+
+def curve_settings(values: dict, solver_options=None):
+    """The :class:`jaxcoh.curves.CurveSettings` of the rotation-curve options."""
+    from ..curves import CurveSettings
+
+    return CurveSettings(likelihood=likelihood(values), n_starts=values["n_starts"], seed=values["seed"],
+                         solver=values["solver"], solver_options=solver_options, errors=values["errors"])
+
+
+def load_cut_data(values: dict):
+    """``(catalog after the cuts, cuts report, data provenance, dtype)``."""
+    from ..config import set_precision
+    from ..selection import apply_cuts
+
+    dtype = set_precision(values["dtype"])
+    cat, data = load_data(values, dtype)
+    cut, report = apply_cuts(cat, values["cuts"])
+    log.info(f"cuts {values['cuts']}: {report['n_galaxies']} galaxies, {report['n_points']} points remain")
+    return cut, report, data, dtype

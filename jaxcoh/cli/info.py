@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .commands import Command, register
+from .command import Command
 from .common import PRECISION_OPTIONS, VERBOSITY_OPTIONS
 from .options import Option
 
@@ -20,7 +20,7 @@ def run(values: dict) -> int:
     import jax
 
     from ..config import set_precision
-    from ..models import get_model, list_models
+    from .. import curves, fmissing
     from ..results import versions
     from ..sparc import SPARC_ENV
 
@@ -39,14 +39,16 @@ def run(values: dict) -> int:
         lines.append(f"SPARC: not configured (give --sparc DIR or set ${SPARC_ENV}); commands use the mock catalog")
     cache = jax.config.jax_compilation_cache_dir
     lines.append(f"compilation cache: {cache + ' (compiled code; traced programs in its jaxcoh-traced/)' if cache else 'off (set JAX_COMPILATION_CACHE_DIR to keep compiled code and traced programs between runs)'}")
-    lines.append("models: " + ", ".join(f"{m} ({', '.join(get_model(m).parameters.names)})" for m in list_models()))
+    lines.append("F_missing models: " + ", ".join(f"{m} ({', '.join(fmissing.get_model(m).parameters.names)})"
+                                                  for m in fmissing.list_models()))
+    lines.append("curve models: " + ", ".join(curves.list_models()))
     print("\n".join(lines))
     return 0
 
 
-register(Command(
+COMMAND = Command(
     name="info",
     summary="Show versions, devices, precision, where SPARC is looked for, and the registered models.",
     examples="examples:\n  jaxcoh info\n  jaxcoh info --sparc ../shared/data/sparc",
     options=OPTIONS, run=run,
-))
+)

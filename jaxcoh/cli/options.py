@@ -88,7 +88,7 @@ class Option:
     default: Any
     help: str
     type: str = "str"
-    choices: tuple | None = None
+    choices: tuple | Callable[[], Sequence] | None = None  # a callable is asked when needed (a model registry)
     cli_only: bool = False  # not written to or read from configs (presentation: --quiet, --config)
     metavar: str | None = None
 
@@ -96,16 +96,20 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def valid_choices(self) -> tuple | None:
+        return tuple(self.choices()) if callable(self.choices) else self.choices
+
     def convert(self, value: Any, where: str) -> Any:
         try:
             v = TYPES[self.type](value)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{where}: '{self.name}' {e}") from None
-        if self.choices is not None:
+        choices = self.valid_choices()
+        if choices is not None:
             vals = v if isinstance(v, list) else [v]
-            bad = [x for x in vals if x not in self.choices]
+            bad = [x for x in vals if x not in choices]
             if bad:
-                raise ConfigError(f"{where}: '{self.name}' must be one of {', '.join(map(str, self.choices))}; "
+                raise ConfigError(f"{where}: '{self.name}' must be one of {', '.join(map(str, choices))}; "
                                   f"got {', '.join(map(str, bad))}")
         return v
 
@@ -119,7 +123,10 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
                 parser.add_argument("--no-" + o.flag[2:], dest=o.name, action="store_false",
                                     default=argparse.SUPPRESS, help=f"turn off {o.flag}")
             continue
-        help_text = o.help + (f" (default: {o.default})" if o.default not in (None, "", []) else "")
+        choices = o.valid_choices()
+        default = ",".join(map(str, o.default)) if isinstance(o.default, list) else o.default
+        help_text = (o.help + (f"; one of: {', '.join(map(str, choices))}" if choices else "")
+                     + (f" (default: {default})" if o.default not in (None, "", []) else ""))
         parser.add_argument(o.flag, dest=o.name, default=argparse.SUPPRESS, metavar=o.metavar or o.name.upper(),
                             help=help_text, choices=None)
 

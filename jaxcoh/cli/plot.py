@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .commands import Command, register
+from .command import Command
 from .common import EXIT_DATA, EXIT_USAGE, VERBOSITY_OPTIONS, log
 from .options import ConfigError, Option
 
@@ -83,7 +83,7 @@ def run(values: dict) -> int:
     return 0
 
 
-register(Command(
+COMMAND = Command(
     name="plot",
     summary="Make every figure a result directory allows (F_missing vs prediction, rotation curves, RAR, residuals, "
             "sweep heatmaps, profiles, corner plots).",
@@ -94,4 +94,4 @@ register(Command(
              "(matplotlib is an optional extra: pip install \"jaxcoh[plots]\")",
     options=OPTIONS, run=run, validate=validate,
     positional=("result_dir", "a directory written by jaxcoh reproduce, compare, fit or sweep"),
-))
+)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .commands import Command, register
-from .common import DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, load_data, log, out_option, progress
+from .command import Command
+from .common import (DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, f_missing_model_names, load_data, log,
+                     out_option, progress)
 from .options import ConfigError, Option
 from .rundir import write_run
 
@@ -12,8 +13,8 @@ OPTIONS = (
     *PRECISION_OPTIONS,
     out_option("reproduce"),
     Option("recipe", "legacy", "galaxy-property recipe", choices=("legacy", "sparc")),
-    Option("models", ["mass_coherence", "velocity_coherence", "power_law", "power_law_sigma"],
-           "comma-separated F_missing models", type="list", metavar="NAMES"),
+    Option("models", None, "comma-separated F_missing models (default: every registered one)", type="list",
+           metavar="NAMES", choices=f_missing_model_names),
     Option("solver", "lm", "solver: lm (least squares), lbfgs or adam", choices=("lm", "lbfgs", "adam")),
     Option("n_starts", 128, "starts of the global multi-start fit", type="int"),
     Option("max_iter", 200, "iterations per start", type="int"),
@@ -25,33 +26,30 @@ OPTIONS = (
 
 
 def validate(values: dict) -> None:
-    from ..models import list_models
-
-    unknown = [m for m in values["models"] if m not in list_models()]
-    if unknown:
-        raise ConfigError(f"'models': unknown {', '.join(unknown)}; registered: {', '.join(list_models())}")
     if values["cv_folds"] < 2:
         raise ConfigError("'cv_folds' must be at least 2")
 
 
 def run(values: dict) -> int:
     from ..config import set_precision
-    from ..reproduce import format_table, reproduce
+    from ..fmissing import FitSettings
+    from ..fmissing.reproduce import format_table, reproduce
     from ..solvers import SolverOptions
 
     dtype = set_precision(values["dtype"])
     cat, data = load_data(values, dtype)
-    models = values["models"]
+    models = values["models"] or f_missing_model_names()
     with progress(len(models), "fitting models", not values["quiet"]) as bar:
         def step(name):
             log.debug(f"done: {name}")
             bar.set_postfix_str(name)
             bar.update(1)
 
-        result, table, predictions = reproduce(
-            cat, recipe=values["recipe"], models=models, n_starts=values["n_starts"], cv_folds=values["cv_folds"],
-            cv_repeats=values["cv_repeats"], seed=values["seed"], solver=values["solver"],
-            options=SolverOptions(max_iter=values["max_iter"]), progress=step)
+        settings = FitSettings(solver=values["solver"], n_starts=values["n_starts"], seed=values["seed"],
+                               options=SolverOptions(max_iter=values["max_iter"]))
+        result, table, predictions = reproduce(cat, recipe=values["recipe"], models=models, settings=settings,
+                                               cv_folds=values["cv_folds"], cv_repeats=values["cv_repeats"],
+                                               progress=step)
     result["data_kind"] = data["kind"]
     if data["kind"] == "mock":
         result["note"] = "mock catalog: the seed's numbers refer to SPARC and are shown for the format only"
@@ -64,11 +62,11 @@ def run(values: dict) -> int:
     return 0
 
 
-register(Command(
+COMMAND = Command(
     name="reproduce",
     summary="Reproduce the seed's F_missing table from the raw files, then fit and cross-validate each model.",
     examples="examples:\n  jaxcoh reproduce --sparc ../shared/data/sparc --out results/reproduce\n"
              "  jaxcoh reproduce                       # on the mock catalog (no SPARC given)\n"
              "  jaxcoh reproduce --config results/reproduce/config.toml",
     options=OPTIONS, run=run, validate=validate,
-))
+)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .commands import Command, register
-from .common import DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, load_data, log, out_option, progress
+from .command import Command
+from .common import (DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, f_missing_model_names, load_data, log,
+                     out_option, progress)
 from .options import ConfigError, Option
 from .rundir import write_run
 
 OPTIONS = (
     *DATA_OPTIONS, *PRECISION_OPTIONS, out_option("sweep"),
     Option("kind", "bootstrap", "what to sweep", choices=("bootstrap", "grid", "profile", "multistart")),
-    Option("model", "mass_coherence", "F_missing model to fit"),
+    Option("model", "mass_coherence", "F_missing model to fit", choices=f_missing_model_names),
     Option("recipe", "legacy", "galaxy-property recipe", choices=("legacy", "sparc")),
     Option("n_boot", 1000, "bootstrap replicates", type="int"),
     Option("axes", ["ell0=2:10:4", "A0=0.5:1.5:4", "gamma_rough=0.05:0.2:4", "beta_sigma=1:2:4"],
@@ -50,7 +51,7 @@ def parse_range(text: str, where: str) -> np.ndarray:
 
 
 def parse_axes(values: dict) -> dict[str, np.ndarray]:
-    from ..sweeps import GRID_AXES
+    from ..fmissing.sweeps import GRID_AXES
 
     axes = {}
     for item in values["axes"]:
@@ -63,10 +64,8 @@ def parse_axes(values: dict) -> dict[str, np.ndarray]:
 
 
 def validate(values: dict) -> None:
-    from ..models import get_model, list_models
+    from ..fmissing import get_model
 
-    if values["model"] not in list_models():
-        raise ConfigError(f"'model': unknown {values['model']!r}; registered: {', '.join(list_models())}")
     if values["kind"] == "grid":
         parse_axes(values)
     if values["kind"] == "profile":
@@ -78,17 +77,16 @@ def validate(values: dict) -> None:
 
 
 def run(values: dict) -> int:
-    from ..config import set_precision
-    from ..f_missing import derive_f_missing
     from ..coherence import Hyperparameters
+    from ..config import set_precision
+    from ..fmissing import FitSettings, derive_f_missing, sweeps
     from ..solvers import SolverOptions
-    from .. import sweeps
 
     dtype = set_precision(values["dtype"])
     cat, data = load_data(values, dtype)
     kind, model, out = values["kind"], values["model"], values["out"]
-    opts = SolverOptions(max_iter=values["max_iter"])
-    common = dict(seed=values["seed"], solver=values["solver"], options=opts)
+    settings = FitSettings(solver=values["solver"], n_starts=values["n_starts"], seed=values["seed"],
+                           options=SolverOptions(max_iter=values["max_iter"]))
     fm = derive_f_missing(Hyperparameters(), cat, values["recipe"]) if kind != "grid" else None
     if kind == "bootstrap":
         n = values["n_boot"]
@@ -105,16 +103,15 @@ def run(values: dict) -> int:
         def step(done):
             bar.update(done - bar.n)
 
-        chunked = dict(chunk_size=values["chunk_size"], out=out, progress=step, **common)
+        chunked = dict(settings=settings, chunk_size=values["chunk_size"], out=out, progress=step)
         if kind == "bootstrap":
-            table, summary = sweeps.bootstrap(model, fm, n_boot=n, n_starts=values["n_starts"], **chunked)
+            table, summary = sweeps.bootstrap(model, fm, n_boot=n, **chunked)
         elif kind == "grid":
-            table, summary = sweeps.hyperparameter_grid(model, cat, axes, recipe=values["recipe"],
-                                                        n_starts=values["n_starts"], **chunked)
+            table, summary = sweeps.hyperparameter_grid(model, cat, axes, recipe=values["recipe"], **chunked)
         elif kind == "profile":
-            table, summary = sweeps.profile(model, fm, values["param"], grid, n_starts=values["n_starts"], **chunked)
+            table, summary = sweeps.profile(model, fm, values["param"], grid, **chunked)
         else:
-            table, summary = sweeps.multistart(model, fm, n_starts=n, **common)
+            table, summary = sweeps.multistart(model, fm, settings)
     name = "sweep.parquet"
     if values["format"] == "csv" or not _has_pyarrow():
         name = "sweep.csv"
@@ -153,7 +150,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-register(Command(
+COMMAND = Command(
     name="sweep",
     summary="Bootstrap, hyperparameter grids, loss profiles and multi-start fits in batched, resumable calls.",
     examples="examples:\n  jaxcoh sweep --sparc ../shared/data/sparc --kind bootstrap --n-boot 1000\n"
@@ -162,4 +159,4 @@ register(Command(
              "  jaxcoh sweep --sparc DIR --kind profile --param Psi0 --values 1e-10:1e-6:40:log\n"
              "  (interrupt with Ctrl-C and run the same command again: finished chunks are not recomputed)",
     options=OPTIONS, run=run, validate=validate,
-))
+)

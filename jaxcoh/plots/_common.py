@@ -98,7 +98,7 @@ def parameter_label(name: str, model: str | None = None) -> str:
     name = name.removesuffix("_fixed")  # a profile table's column of the profiled values
     unit = HYPERPARAMETER_UNITS.get(name, "")
     if model is not None and not unit:
-        from ..models import get_model
+        from ..fmissing.models import get_model
 
         try:
             spec = get_model(model).parameters

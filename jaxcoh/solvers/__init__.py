@@ -7,8 +7,9 @@ with Adam and a decaying schedule as the robust fallback.
 """
 
 from .adam import adam
-from .common import SolverOptions, SolverResult, Status, solve
+from .common import SolverOptions, SolverResult, Status
+from .dispatch import SOLVERS, solve
 from .lbfgs import lbfgs
 from .levenberg_marquardt import block_levenberg_marquardt, levenberg_marquardt
 
-__all__ = ["SolverOptions", "SolverResult", "Status", "adam", "block_levenberg_marquardt", "lbfgs", "levenberg_marquardt", "solve"]
+__all__ = ["SOLVERS", "SolverOptions", "SolverResult", "Status", "adam", "block_levenberg_marquardt", "lbfgs", "levenberg_marquardt", "solve"]

@@ -1,9 +1,8 @@
-"""What every solver returns, the options they share, and the dispatcher."""
+"""What every solver returns and the options they share."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -48,40 +47,3 @@ class SolverOptions(NamedTuple):
 
 def finite_or_inf(x: Array) -> Array:
     return jnp.where(jnp.isfinite(x), x, jnp.inf)
-
-
-def solve(
-    solver: str,
-    z0: Any,
-    args: Any,
-    *,
-    residual_fn: Callable[[Any, Any], Array] | None = None,
-    loss_fn: Callable[[Any, Any], Array] | None = None,
-    options: SolverOptions = SolverOptions(),
-) -> SolverResult:
-    """Runs ``solver`` ("lm", "block_lm", "lbfgs" or "adam") from ``z0``.
-
-    Least-squares problems give ``residual_fn(z, args) -> [m]`` (objective ``sum(r^2)``); other problems give
-    ``loss_fn(z, args) -> []``. LM needs residuals; the optax solvers use ``loss_fn``, or ``sum(r^2)``.
-    """
-    from .adam import adam
-    from .lbfgs import lbfgs
-    from .levenberg_marquardt import block_levenberg_marquardt, levenberg_marquardt
-
-    if solver in ("lm", "block_lm"):
-        if residual_fn is None:
-            raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
-        lm = levenberg_marquardt if solver == "lm" else block_levenberg_marquardt
-        return lm(residual_fn, z0, args, options)
-    if loss_fn is None:
-        if residual_fn is None:
-            raise ValueError("give residual_fn or loss_fn")
-
-        def loss_fn(z, a):
-            return jnp.sum(residual_fn(z, a) ** 2)
-
-    if solver == "lbfgs":
-        return lbfgs(loss_fn, z0, args, options)
-    if solver == "adam":
-        return adam(loss_fn, z0, args, options)
-    raise ValueError(f"unknown solver {solver!r}; choose 'lm', 'block_lm', 'lbfgs' or 'adam'")

@@ -10,7 +10,9 @@ Written by hand because the problems it serves are dominated by structure the li
   matrix: per-galaxy parameters touch only their galaxy's residuals. :func:`block_levenberg_marquardt` builds the
   Jacobian with ``k_shared + k_local`` JVPs (one per parameter *kind*, all galaxies at once) instead of one per
   parameter, and solves the normal equations by the Schur complement on the shared block, so an iteration costs
-  O(galaxies) time and memory (a dense solve would be O(galaxies^3)).
+  O(galaxies) time and memory (a dense solve would be O(galaxies^3)); the algebra is :mod:`.arrowhead`'s.
+- the small linear systems (a few parameters per problem or per galaxy, for every lane at once) are solved by an
+  unrolled Cholesky (:func:`.arrowhead.spd_solve`), not LAPACK's batched custom calls, which deadlocked on 2 cores.
 
 Marquardt's scaling (damping proportional to ``diag(J^T J)``) makes steps invariant to the parameters' units.
 Converges when an accepted step lowers the objective by less than ``ftol`` relative, or the gradient norm falls
@@ -28,8 +30,10 @@ import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
+from .arrowhead import arrowhead_solve, kind_jvps, normal_equations, spd_solve
 from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf
 
+SMALL_SYSTEM = 16  # parameters up to which a system is solved by the unrolled Cholesky
 LAMBDA_INIT = 1e-3
 LAMBDA_MIN, LAMBDA_MAX = 1e-15, 1e15
 
@@ -169,7 +173,10 @@ def levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any, args:
 
     def damped_step(neq, lam):
         A, g = neq
-        return -jnp.linalg.solve(A + jnp.diag(_marquardt(jnp.diag(A), lam)), g)
+        A = A + jnp.diag(_marquardt(jnp.diag(A), lam))
+        if A.shape[0] > SMALL_SYSTEM:  # the dense joint fit of every parameter: one large system, LAPACK's job
+            return -jnp.linalg.solve(A, g)
+        return -spd_solve(A, g[:, None])[:, 0]
 
     s = _lm_loop(linearize, damped_step, x0, options)
     return SolverResult(unravel(s.x), s.loss, s.grad_norm, s.i, s.status)
@@ -199,49 +206,22 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
     def linearize_rows(x):
         """The normal equations at ``x`` and the residuals ``[g, m]`` they came with."""
         s, L = x
-        r = residuals(x)  # [g, m]
-        # One JVP per parameter kind: a tangent on every galaxy's copy at once is exact, since row j depends only
-        # on galaxy j's local parameters.
-        if ks:
-            Js = jax.vmap(lambda t: jax.jvp(lambda ss: residuals((ss, L)), (s,), (t,))[1],
-                          out_axes=-1)(jnp.eye(ks, dtype=s.dtype))  # [g, m, ks]
-        if kl:
-            Jl = jax.vmap(lambda t: jax.jvp(lambda LL: residuals((s, LL)), (L,), (jnp.broadcast_to(t, L.shape),))[1],
-                          out_axes=-1)(jnp.eye(kl, dtype=L.dtype))  # [g, m, kl]
-        neq = {}
-        if ks:
-            neq["A_ss"] = jnp.einsum("gmi,gmj->ij", Js, Js)
-            neq["g_s"] = jnp.einsum("gmi,gm->i", Js, r)
-        if kl:
-            neq["A_ll"] = jnp.einsum("gmi,gmj->gij", Jl, Jl)
-            neq["g_l"] = jnp.einsum("gmi,gm->gi", Jl, r)
-        if ks and kl:
-            neq["B"] = jnp.einsum("gmi,gmj->gij", Jl, Js)  # [g, kl, ks]
-        return neq, r
+        r, J_s, J_l = residuals(x), *kind_jvps(lambda ss, LL: residuals((ss, LL)), s, L)
+        return normal_equations(J_s, J_l, r), r
 
     def linearize(x):
         neq, r = linearize_rows(x)
         grad_sq = sum((jnp.sum(neq[k] ** 2) for k in ("g_s", "g_l") if k in neq), jnp.zeros((), r.dtype))
         return neq, 2 * jnp.sqrt(grad_sq), jnp.sum(r**2)
 
+    def damp(A, lam):
+        return A + jax.vmap(jnp.diag)(_marquardt(jnp.diagonal(A, axis1=-2, axis2=-1), lam))
+
     def damped_step(neq, lam):
-        ds = jnp.zeros_like(s0)
-        dl = jnp.zeros_like(L0)
-        if kl:
-            A_ll = neq["A_ll"] + jax.vmap(jnp.diag)(_marquardt(jnp.diagonal(neq["A_ll"], axis1=1, axis2=2), lam))
-            solve_l = jax.vmap(jnp.linalg.solve)
-            inv_gl = solve_l(A_ll, neq["g_l"][..., None])[..., 0]  # [g, kl]
-        if ks:
-            A_ss = neq["A_ss"] + jnp.diag(_marquardt(jnp.diag(neq["A_ss"]), lam))
-            rhs = -neq["g_s"]
-            if kl:  # Schur complement: eliminate every galaxy's block, solve the shared block, substitute back
-                inv_B = solve_l(A_ll, neq["B"])  # [g, kl, ks]
-                A_ss = A_ss - jnp.einsum("gli,glj->ij", neq["B"], inv_B)
-                rhs = rhs + jnp.einsum("gli,gl->i", neq["B"], inv_gl)
-            ds = jnp.linalg.solve(A_ss, rhs)
-        if kl:
-            dl = -inv_gl - (jnp.einsum("glj,j->gl", inv_B, ds) if ks else 0.0)
-        return (ds, dl)
+        A_ss = neq["A_ss"] + jnp.diag(_marquardt(jnp.diag(neq["A_ss"]), lam)) if ks else None
+        A_ll = damp(neq["A_ll"], lam) if kl else None
+        d_s, d_l = arrowhead_solve(A_ss, A_ll, neq.get("B"), neq.get("g_s"), neq.get("g_l"), spd_solve, spd_solve)
+        return (jnp.zeros_like(s0) if d_s is None else d_s, jnp.zeros_like(L0) if d_l is None else d_l)
 
     if not ks:  # galaxies are independent problems: each keeps its own damping (see _separable_lm_loop)
         def linearize_each(L):
@@ -249,8 +229,7 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
             return neq, 2 * jnp.linalg.norm(neq["g_l"], axis=1), jnp.sum(r**2, axis=1)
 
         def step_each(neq, lam):
-            A = neq["A_ll"] + jax.vmap(jnp.diag)(_marquardt(jnp.diagonal(neq["A_ll"], axis1=1, axis2=2), lam[:, None]))
-            return -jax.vmap(jnp.linalg.solve)(A, neq["g_l"][..., None])[..., 0]
+            return -spd_solve(damp(neq["A_ll"], lam[:, None]), neq["g_l"][..., None])[..., 0]
 
         L, loss, grad_norm, i, status = _separable_lm_loop(linearize_each, step_each, L0, options)
         return SolverResult(unpack((s0, L)), loss, grad_norm, i, status)

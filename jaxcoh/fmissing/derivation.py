@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .catalog import Catalog
-from .coherence import GalaxyDerivation, Hyperparameters, Reason, derive_curves
-from .properties import GalaxyProperties, galaxy_properties
-from .tracecache import persistent
+from ..catalog import Catalog
+from ..coherence import GalaxyDerivation, Hyperparameters, Reason, derive_curves
+from ..properties import GalaxyProperties, galaxy_properties
+from ..tracecache import persistent
 
 if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
     import pandas as pd

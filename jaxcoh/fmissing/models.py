@@ -3,8 +3,7 @@
 A model is a pure ``predict(params, x) -> [g]`` plus a declared :class:`~jaxcoh.parameters.ParameterSpec`. Adding one
 takes a few lines::
 
-    import jaxcoh
-    from jaxcoh.models import Model, register_model
+    from jaxcoh.fmissing import Model, register_model
     from jaxcoh.parameters import Parameter, ParameterSpec
 
     def predict_linear_vflat(params, x):
@@ -29,10 +28,11 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from .constants import C_KMS, G_MASS_MODEL
-from .f_missing import FMissing
-from .numerics import safe_pow
-from .parameters import Parameter, ParameterSpec
+from ..constants import C_KMS, G_MASS_MODEL
+from ..registry import Registry
+from .derivation import FMissing
+from ..numerics import safe_pow
+from ..parameters import Parameter, ParameterSpec
 
 MASS_MODEL_ELL0 = 5.0  # kpc: the coherence scale inside Psi (degenerate with Psi0, kept at the seed's value)
 
@@ -79,29 +79,21 @@ class Model:
     def __call__(self, params: Mapping[str, Array], x: ModelInputs) -> Array:
         return self.predict(params, x)
 
-
-_REGISTRY: dict[str, Model] = {}
-
-
-def register_model(model: Model, *, overwrite: bool = False) -> Model:
-    """Adds ``model`` to the registry (by name) and returns it."""
-    if model.name in _REGISTRY and not overwrite:
-        raise ValueError(f"a model named {model.name!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[model.name] = model
-    return model
-
-
-def get_model(name: str | Model) -> Model:
-    if isinstance(name, Model):
-        return name
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}") from None
+    def trace_token(self) -> str | None:
+        """A stable text identifying the program this model makes (:mod:`jaxcoh.tracecache`), or None when it cannot
+        be keyed: only a module-level function of jaxcoh's is covered by jaxcoh's source digest. The bounds and
+        scales are part of the program (the bijections), so a model re-registered with other bounds gets its own."""
+        module, qualname = getattr(self.predict, "__module__", ""), getattr(self.predict, "__qualname__", "<")
+        if not module.startswith("jaxcoh.") or "<" in qualname:
+            return None
+        spec = [(p.name, p.init, p.lower, p.upper, p.scale) for p in self.parameters]
+        return f"Model({self.name}, {module}.{qualname}, {spec!r})"
 
 
-def list_models() -> list[str]:
-    return list(_REGISTRY)
+MODELS: Registry[Model] = Registry("F_missing model", Model)
+register_model = MODELS.register
+get_model = MODELS.get
+list_models = MODELS.names
 
 
 # ---- the seed's models --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The registry of subcommands (each declared in its own module)."""
+"""A subcommand: its options, what it runs, and its help. Each command module exports one as ``COMMAND``; the
+:mod:`jaxcoh.cli` package builds the table of commands from them."""
 
 from __future__ import annotations
 
@@ -17,14 +18,3 @@ class Command:
     run: Callable[[dict], int | None]
     validate: Callable[[dict], None] = lambda values: None
     positional: tuple[str, str] | None = None  # (name, help)
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register(cmd: Command) -> Command:
-    COMMANDS[cmd.name] = cmd
-    return cmd
-
-
-from . import bench, compare, fit, info, plot, reproduce, sweep  # noqa: E402,F401  (each module registers its command)

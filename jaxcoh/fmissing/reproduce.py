@@ -9,14 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .catalog import Catalog
-from .coherence import Hyperparameters
-from .config import precision_name
-from .f_missing import FMissing, derive_f_missing, f_missing_table
-from .fitting import cross_validate, evaluate, fit_data, fit_model
+from ..catalog import Catalog
+from ..coherence import Hyperparameters
+from ..config import precision_name
+from ..seed import SEED_FITS
+from .crossval import cross_validate
+from .derivation import FMissing, derive_f_missing, f_missing_table
+from .fitting import FitSettings, fit
 from .models import get_model
-from .seed import SEED_FITS
-from .solvers import SolverOptions
+from .objective import evaluate, fit_data
 
 SEED_MODELS = tuple(SEED_FITS)
 
@@ -27,16 +28,14 @@ def reproduce(
     recipe: str = "legacy",
     hyper: Hyperparameters = Hyperparameters(),
     models: Sequence[str] = SEED_MODELS,
-    n_starts: int = 128,
+    settings: FitSettings = FitSettings(n_starts=128),
     cv_folds: int = 5,
     cv_repeats: int = 5,
-    seed: int = 0,
-    solver: str = "lm",
-    options: SolverOptions = SolverOptions(),
     progress: Callable[[str], None] | None = None,  # called with each model's name once it is done
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Runs the seed's comparison on ``catalog``; returns the ``reproduce.json`` content, the F_missing table and the
     predictions table (``galaxy, model, F_missing, F_pred``: every in-sample galaxy at each model's best fit)."""
+    cv_settings = settings._replace(n_starts=max(settings.n_starts // 4, 8))
     fm: FMissing = derive_f_missing(hyper, catalog, recipe)
     data = fit_data(fm)
     table = f_missing_table(fm, catalog)
@@ -49,8 +48,9 @@ def reproduce(
         "n_points": catalog.n_points,
         "hyperparameters": {k: float(v) for k, v in Hyperparameters(*hyper)._asdict().items()},
         "references": {"sigma_ref": float(data.x.sigma_ref), "R_ref": float(data.x.R_ref)},
-        "solver": {"name": solver, "n_starts": n_starts, **options._asdict()},
-        "cv_design": {"n_folds": cv_folds, "n_repeats": cv_repeats, "seed": seed, "n_starts": max(n_starts // 4, 8)},
+        "solver": {"name": settings.solver, "n_starts": settings.n_starts, **settings.options._asdict()},
+        "cv_design": {"n_folds": cv_folds, "n_repeats": cv_repeats, "seed": settings.seed,
+                      "n_starts": cv_settings.n_starts},
         "models": {},
     }
     predictions = []
@@ -62,18 +62,16 @@ def reproduce(
             entry["seed"] = {"params": published["params"], "rms": published["rms"], "r": published["r"]}
             at = evaluate(model, {k: jnp.asarray(v, catalog.dtype) for k, v in published["params"].items()}, data)
             entry["at_seed_params"] = {k: float(v) for k, v in at.items()}
-        fit = fit_model(model, data, solver=solver, n_starts=n_starts, seed=seed, options=options,
-                        names=list(catalog.names))
-        entry["fit"] = fit.to_dict()
-        F_pred = np.asarray(model.predict({k: jnp.asarray(v, catalog.dtype) for k, v in fit.params.items()}, data.x))
+        result = fit(model, data, settings, names=list(catalog.names))
+        entry["fit"] = result.to_dict()
+        F_pred = np.asarray(model.predict({k: jnp.asarray(v, catalog.dtype) for k, v in result.params.items()}, data.x))
         keep = np.asarray(data.sample)
         predictions.append(pd.DataFrame({"galaxy": np.asarray(list(catalog.names), dtype=object)[keep],
                                          "model": name, "F_missing": np.asarray(data.target)[keep],
                                          "F_pred": F_pred[keep]}))
         if published is not None:
-            entry["fit"]["rms_minus_seed_rms"] = fit.metrics["rms"] - entry["at_seed_params"]["rms"]
-        cv = cross_validate(model, data, n_folds=cv_folds, n_repeats=cv_repeats, seed=seed,
-                            n_starts=max(n_starts // 4, 8), solver=solver, options=options)
+            entry["fit"]["rms_minus_seed_rms"] = result.metrics["rms"] - entry["at_seed_params"]["rms"]
+        cv = cross_validate(model, data, cv_settings, n_folds=cv_folds, n_repeats=cv_repeats)
         entry["cv"] = cv.to_dict()
         out["models"][name] = entry
         if progress:

@@ -16,9 +16,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from .catalog import Catalog
-from .constants import UPSILON_BULGE, UPSILON_DISK
-from .parameters import Parameter, ParameterSpec
+from ..catalog import Catalog
+from ..constants import UPSILON_BULGE, UPSILON_DISK
+from ..parameters import Parameter, ParameterSpec
 
 UPSILON_SCATTER_DEX = 0.1
 # degrees: sin(i) > 0 throughout, and i = 90 (tabulated for 11 SPARC galaxies) lies inside, where the bijection is

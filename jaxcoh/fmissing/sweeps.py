@@ -13,13 +13,10 @@ Tables have one row per replicate or grid point: the input columns, the fitted p
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,15 +24,16 @@ import numpy as np
 import pandas as pd
 from jax import Array
 
-from .catalog import Catalog
-from .coherence import Hyperparameters
-from .f_missing import FMissing, derive_f_missing
-from .fitting import (FitData, best_of_starts, evaluate, fit_data, fit_model, solve_batch, starts,
-                      unconstrained_residuals)
+from ..catalog import Catalog
+from ..coherence import Hyperparameters
+from ..results import arrays_digest
+from ..resumable import run_chunked, run_key
+from ..sharding import gather, pad_rows, padded_size, shard_leading
+from ..solvers import SolverOptions, Status, solve
+from .derivation import FMissing, derive_f_missing
+from .fitting import FitSettings, best_of_starts, fit, solve_batch, starts
 from .models import Model, get_model
-from .results import arrays_digest, atomic_write_table, remove_other_keys, to_jsonable
-from .sharding import gather, pad_rows, padded_size, shard_leading
-from .solvers import SolverOptions, Status, solve
+from .objective import FitData, as_fit_data, evaluate, fit_data, unconstrained_residuals
 
 log = logging.getLogger("jaxcoh")
 
@@ -43,52 +41,9 @@ KINDS = ("bootstrap", "grid", "profile", "multistart")
 TABLE_FORMAT = 2  # bump when the columns of a chunk change: chunks of another format are not reused
 
 
-# ---- chunked, resumable execution ----------------------------------------------------------------------------------
-def sweep_key(arguments: Mapping[str, Any]) -> str:
-    """A hash of everything that determines a sweep's rows (chunks of another sweep are never reused)."""
-    from . import __version__
-
-    keyed = {**arguments, "table_format": TABLE_FORMAT, "jaxcoh": __version__}
-    return hashlib.sha256(json.dumps(to_jsonable(keyed), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_chunked(
-    n_rows: int,
-    chunk_size: int,
-    compute: Callable[[int, int], pd.DataFrame],
-    *,
-    out: str | Path | None = None,
-    key: str = "",
-    progress: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """Rows ``[0, n_rows)`` computed ``chunk_size`` at a time by ``compute(lo, hi)``.
-
-    With ``out``, each chunk is saved atomically as ``out/chunks/<key>-<k>.csv`` and loaded instead of recomputed
-    when present (resume). ``progress(rows_done)`` is called after every chunk.
-    """
-    chunk_dir = Path(out) / "chunks" if out is not None else None
-    if chunk_dir is not None:
-        chunk_dir.mkdir(parents=True, exist_ok=True)
-        stale = remove_other_keys(chunk_dir, key, "*.csv")
-        if stale:
-            log.info(f"removed {stale} chunk files of a sweep with other arguments")
-    parts, resumed = [], 0
-    for k, lo in enumerate(range(0, n_rows, chunk_size)):
-        hi = min(lo + chunk_size, n_rows)
-        path = chunk_dir / f"{key}-{k:05d}.csv" if chunk_dir is not None else None
-        if path is not None and path.is_file():
-            part = pd.read_csv(path)
-            resumed += len(part)
-        else:
-            part = compute(lo, hi)
-            if path is not None:
-                atomic_write_table(path, part)
-        parts.append(part)
-        if progress is not None:
-            progress(hi)
-    if resumed:
-        log.info(f"resumed {resumed} of {n_rows} rows from {chunk_dir}")
-    return pd.concat(parts, ignore_index=True)
+def sweep_key(arguments: Mapping) -> str:
+    """The resumable key of a sweep: its arguments and the table format (chunks of another are never reused)."""
+    return run_key({**arguments, "table_format": TABLE_FORMAT})
 
 
 def _trim(tree, n: int):
@@ -216,22 +171,20 @@ def bootstrap(
     fm: FMissing | FitData,
     *,
     n_boot: int = 1000,
-    seed: int = 0,
-    n_starts: int = 1,
-    solver: str = "lm",
-    options: SolverOptions = SolverOptions(),
+    settings: FitSettings = FitSettings(n_starts=1),
     chunk_size: int = 1024,
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """``n_boot`` bootstrap refits of ``model`` over galaxies (resampled with replacement), each from the full-sample
-    best fit (plus ``n_starts - 1`` Sobol starts, if asked: under vmap every start costs as much as the slowest).
-    Returns the table (one row per replicate) and a summary."""
+    """``n_boot`` bootstrap refits of ``model`` over galaxies (resampled with replacement, replicates drawn with
+    ``settings.seed``), each from the full-sample best fit (plus ``settings.n_starts - 1`` Sobol starts, if asked:
+    under vmap every start costs as much as the slowest). Returns the table (one row per replicate) and a summary."""
     model = get_model(model)
-    data = fm if isinstance(fm, FitData) else fit_data(fm)
+    data = as_fit_data(fm)
     dt = data.target.dtype
-    full = fit_model(model, data, n_starts=max(n_starts * 8, 64), seed=seed, solver=solver, options=options)
-    z0 = starts(model, n_starts, seed, dt, init=full.params)
+    solver, options, n_starts, seed = settings.solver, settings.options, settings.n_starts, settings.seed
+    full = fit(model, data, settings._replace(n_starts=max(n_starts * 8, 64)))
+    z0 = starts(model, settings, dt, init=full.params)
     args = {"kind": "bootstrap", "model": model.name, "n_boot": n_boot, "seed": seed, "n_starts": n_starts,
             "solver": solver, "options": options._asdict(), "data": _data_digest(data)}
 
@@ -303,16 +256,13 @@ def hyperparameter_grid(
     *,
     recipe: str = "legacy",
     base: Hyperparameters = Hyperparameters(),
-    n_starts: int = 16,
-    seed: int = 0,
-    solver: str = "lm",
-    options: SolverOptions = SolverOptions(),
+    settings: FitSettings = FitSettings(n_starts=16),
     chunk_size: int = 256,
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """For every point of the grid ``axes`` (derivation hyperparameters), re-derive F_missing on ``catalog`` and
-    refit ``model`` from ``n_starts`` starts; one row per grid point (the sample size ``n`` varies with it).
+    refit ``model`` from the starts of ``settings``; one row per grid point (the sample size ``n`` varies with it).
 
     ``rms`` is in units of that point's F_missing, which scales as 1/A0; compare points by ``rms_rel``
     (RMS / mean F_missing) or ``r``. The summary's best row is the lowest ``rms_rel``."""
@@ -322,7 +272,8 @@ def hyperparameter_grid(
     n = len(next(iter(pts.values())))
     dt = catalog.dtype
     cols = np.stack([pts[k] for k in names], axis=1)
-    z0 = starts(model, n_starts, seed, dt)
+    solver, options, n_starts, seed = settings.solver, settings.options, settings.n_starts, settings.seed
+    z0 = starts(model, settings, dt)
     base = Hyperparameters(*base).astype(dt)
     args = {"kind": "grid", "model": model.name, "axes": {k: list(map(float, v)) for k, v in axes.items()},
             "recipe": recipe, "base": base._asdict(), "n_starts": n_starts, "seed": seed, "solver": solver,
@@ -370,10 +321,7 @@ def profile(
     name: str,
     values: Sequence[float],
     *,
-    n_starts: int = 16,
-    seed: int = 0,
-    solver: str = "lm",
-    options: SolverOptions = SolverOptions(),
+    settings: FitSettings = FitSettings(n_starts=16),
     chunk_size: int = 256,
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
@@ -383,10 +331,11 @@ def profile(
     spec = model.parameters
     if name not in spec.names:
         raise KeyError(f"{model.name} has no parameter {name!r}; it has {spec.names}")
-    data = fm if isinstance(fm, FitData) else fit_data(fm)
+    data = as_fit_data(fm)
     dt = data.target.dtype
+    solver, options, n_starts, seed = settings.solver, settings.options, settings.n_starts, settings.seed
     others = [p for p in spec if p.name != name]
-    z_all = starts(model, n_starts, seed, dt)
+    z_all = starts(model, settings, dt)
     z0 = {p.name: z_all[p.name] for p in others}
     vals = np.asarray(values, float)
     args = {"kind": "profile", "model": model.name, "param": name, "values": vals.tolist(), "n_starts": n_starts,
@@ -413,18 +362,15 @@ def profile(
 def multistart(
     model: str | Model,
     fm: FMissing | FitData,
-    *,
-    n_starts: int = 256,
-    seed: int = 0,
-    solver: str = "lm",
-    options: SolverOptions = SolverOptions(),
+    settings: FitSettings = FitSettings(n_starts=256),
 ) -> tuple[pd.DataFrame, dict]:
     """Every start of a global fit, as rows (where each start ended), to see the loss landscape's basins."""
     model = get_model(model)
-    data = fm if isinstance(fm, FitData) else fit_data(fm)
-    z0 = starts(model, n_starts, seed, data.target.dtype)
+    data = as_fit_data(fm)
+    n_starts = settings.n_starts
+    z0 = starts(model, settings, data.target.dtype)
     w = jnp.ones_like(data.target)[None]
-    res = jax.tree_util.tree_map(lambda a: a[0], solve_batch(model, solver, options, z0, data, w))
+    res = jax.tree_util.tree_map(lambda a: a[0], solve_batch(model, settings.solver, settings.options, z0, data, w))
     values = jax.vmap(model.parameters.to_values)(res.z)
     metrics = jax.vmap(lambda v: evaluate(model, v, data))(values)
     start_values = model.parameters.to_values(z0)

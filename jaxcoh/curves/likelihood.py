@@ -1,0 +1,185 @@
+"""The likelihood and priors of rotation-curve fits, point by point: what every objective, fit, error analysis and
+sampler of the curve workflow evaluates.
+
+The negative log posterior is ``sum_points rho(r) + nuisance priors + model priors``, with
+``r = (V_obs - V_model) / sqrt(errV^2 + floor^2)`` over every real point of every galaxy (padding masked before the
+arithmetic), ``rho(r) = r^2/2`` for ``loss="chi2"``, Student-t or Huber for robust fits. Every term is also written
+as a residual (:func:`residuals`, ``objective = sum(residuals^2) / 2``), so that least-squares solvers apply, and
+galaxy ``j``'s residuals depend only on the shared parameters and galaxy ``j``'s own (the arrowhead structure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog import Catalog
+from ..numerics import safe_sqrt
+from ..properties import galaxy_properties
+from .inputs import CurveInputs, acceleration_ratio_dex, curve_inputs, model_speed
+from .models import CurveModel
+from .nuisance import NUISANCE, Nuisance, apply_nuisance, nuisance_prior_residuals, table_nuisance
+
+LOSSES = ("chi2", "student_t", "huber")
+
+
+class Likelihood(NamedTuple):
+    """Static options of the curve likelihood (hashable: a static argument of the jitted objective)."""
+
+    nuisance: bool = True  # fit Upsilon, D and i per galaxy (False: fixed at 0.5 / 0.7 and table1's D and i)
+    loss: str = "chi2"
+    error_floor: float = 0.0  # km/s, added in quadrature to errV
+    recipe: str = "sparc"
+    student_nu: float = 4.0
+    huber_delta: float = 1.345
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Rescaled:
+    """The data as the likelihood sees it at some nuisance values: the curve models' inputs, the observed speeds and
+    the inverse errors used (floor included), ``[g, n]``; ``recipe`` and ``error_floor`` say which options made it."""
+
+    x: CurveInputs
+    V_obs: Array  # km/s
+    inv_err: Array  # 1/(km/s): residuals are products, not divisions
+    recipe: str = dataclasses.field(metadata={"static": True})
+    error_floor: float = dataclasses.field(metadata={"static": True})
+
+
+class CurveData(NamedTuple):
+    """The catalog to fit (table frame), the references of power-law F models (table properties) and, for fits at
+    the table's nuisance values, the data rescaled once (:func:`prepare`)."""
+
+    cat: Catalog
+    refs: tuple[Array, Array]
+    fixed: Rescaled | None = None
+
+
+def curve_data(cat: Catalog, recipe: str = "sparc") -> CurveData:
+    props = galaxy_properties(cat, recipe)
+    ok = props.has_properties & cat.galaxy_mask
+    med = lambda v: jnp.nanmedian(jnp.where(ok, v, jnp.nan))  # noqa: E731
+    return CurveData(cat, (med(props.sigma_v), med(props.R_d)))
+
+
+def robust_rho(r: Array, opts: Likelihood) -> Array:
+    """Per-point negative log likelihood (up to a constant) of a residual in units of its error."""
+    if opts.loss == "chi2":
+        return 0.5 * r**2
+    if opts.loss == "student_t":
+        return 0.5 * (opts.student_nu + 1) * jnp.log1p(r**2 / opts.student_nu)
+    if opts.loss == "huber":
+        a = jnp.abs(r)
+        d = opts.huber_delta
+        return jnp.where(a <= d, 0.5 * r**2, d * (a - 0.5 * d))
+    raise ValueError(f"loss must be one of {LOSSES}, got {opts.loss!r}")
+
+
+def robust_residual(r: Array, opts: Likelihood) -> Array:
+    """``psi(r) = sign(r) sqrt(2 rho(r))``: the residual whose square is ``2 rho``, so every loss stays a least-squares
+    problem (Gauss-Newton / LM apply). Smooth through 0, where ``psi ~ r``."""
+    if opts.loss == "chi2":
+        return r
+    small = jnp.abs(r) < 1e-6
+    rs = jnp.where(small, 1.0, r)  # double where: the ratio below is 0/0 at r = 0
+    return jnp.where(small, r, rs * jnp.sqrt(2 * robust_rho(rs, opts) / rs**2))
+
+
+class Evaluation(NamedTuple):
+    """Everything a fit's metrics need, per point ``[g, n]`` and per galaxy ``[g]``."""
+
+    r: Array  # residual in units of the error
+    V_obs: Array  # km/s, at the nuisance inclination
+    e_V: Array  # km/s, the error used (floor included)
+    V_model: Array  # km/s
+    V_bar2: Array  # (km/s)^2
+    R: Array  # kpc, at the nuisance distance
+    mask: Array
+    chi2: Array  # [g]
+    objective_terms: Array  # [g] rho summed plus every prior term of the galaxy
+    prior_residuals: Array  # [g, k] model and nuisance prior terms (0 for masked galaxies)
+    log_ratio: Array  # log10(g_obs / g_model)
+    rar_valid: Array
+
+
+def split(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
+    """``(shared, local, nuisance)`` values from the unconstrained pytree ``z``."""
+    shared = model.shared.to_values(z["shared"])
+    local = model.local.to_values(z["local"])
+    if opts.nuisance:
+        nu = Nuisance(**NUISANCE.to_values(z["nuisance"]))
+    else:
+        nu = table_nuisance(data.cat)
+    return shared, local, nu
+
+
+def rescale(cat: Catalog, nu: Nuisance, refs: tuple[Array, Array], opts: Likelihood) -> Rescaled:
+    """The data at nuisance values ``nu`` (jittable)."""
+    scaled = apply_nuisance(cat, nu)
+    x = curve_inputs(scaled, nu.upsilon_disk, nu.upsilon_bulge, opts.recipe, refs)
+    err = safe_sqrt(jnp.where(cat.mask, scaled.e_V_obs**2 + opts.error_floor**2, 1.0))
+    return Rescaled(x, scaled.V_obs, 1.0 / err, opts.recipe, opts.error_floor)
+
+
+@functools.partial(jax.jit, static_argnames="opts")
+def _rescale_at_table(data: CurveData, opts: Likelihood) -> Rescaled:
+    return rescale(data.cat, table_nuisance(data.cat), data.refs, opts)
+
+
+def prepare(data: CurveData, opts: Likelihood) -> CurveData:
+    """``data`` with everything that does not depend on the fitted parameters computed once, where there is such a
+    part: with the nuisance fixed at the table's values (``opts.nuisance`` False) the rescaled data, curve inputs,
+    galaxy properties and the roughness derivation's geometric times are constants of the fit. Every evaluation of
+    the objective then starts from them (the same numbers as computing them each time). With the nuisance fitted,
+    ``data`` is returned as it is."""
+    if opts.nuisance:
+        return data
+    return data._replace(fixed=_rescale_at_table(data._replace(fixed=None), opts))
+
+
+def _check_prepared(f: Rescaled, opts: Likelihood) -> None:
+    if opts.nuisance or (f.recipe, f.error_floor) != (opts.recipe, opts.error_floor):
+        raise ValueError(f"data were prepared for nuisance=False, recipe={f.recipe!r}, error_floor={f.error_floor}; "
+                         f"the options ask for nuisance={opts.nuisance}, recipe={opts.recipe!r}, "
+                         f"error_floor={opts.error_floor}: prepare them with these options")
+
+
+def evaluate(model: CurveModel, z: dict, data: CurveData, opts: Likelihood) -> Evaluation:
+    """The model at ``z`` on every point (jittable)."""
+    if data.fixed is not None:
+        _check_prepared(data.fixed, opts)
+    shared, local, nu = split(model, z, data, opts)
+    cat = data.cat
+    d = rescale(cat, nu, data.refs, opts) if data.fixed is None else data.fixed
+    x = d.x
+    mask = cat.mask
+    galaxies = cat.galaxy_mask
+    V2 = jnp.where(mask, model.speed2(shared, local, x), 1.0)
+    V_model = model_speed(V2)
+    r = jnp.where(mask, (d.V_obs - V_model) * d.inv_err, 0.0)
+    priors = [jnp.zeros((cat.n_galaxies, 0), r.dtype)]
+    if model.prior_residuals is not None:
+        priors.append(model.prior_residuals(shared, local, x))
+    if opts.nuisance:
+        priors.append(nuisance_prior_residuals(nu, cat))
+    prior = jnp.where(galaxies[:, None], jnp.concatenate(priors, axis=1), 0.0)
+    rho = jnp.sum(jnp.where(mask, robust_rho(r, opts), 0.0), axis=1)
+    log_ratio, valid = acceleration_ratio_dex(d.V_obs, V2, mask)
+    return Evaluation(r, d.V_obs, 1.0 / d.inv_err, V_model, x.V_bar2, x.R, mask,
+                      chi2=jnp.sum(r**2, axis=1),
+                      objective_terms=jnp.where(galaxies, rho + 0.5 * jnp.sum(prior**2, axis=1), 0.0),
+                      prior_residuals=prior, log_ratio=log_ratio, rar_valid=valid)
+
+
+def residuals(z: dict, model: CurveModel, data: CurveData, opts: Likelihood) -> Array:
+    """Every term of the negative log posterior as a residual, galaxy by galaxy ``[g, n + k]``:
+    ``objective = sum(residuals^2) / 2``. Row ``j`` depends on the shared parameters and galaxy ``j``'s own."""
+    ev = evaluate(model, z, data, opts)
+    point = jnp.where(ev.mask & data.cat.galaxy_mask[:, None], robust_residual(ev.r, opts), 0.0)
+    return jnp.concatenate([point, ev.prior_residuals], axis=1)

@@ -1,0 +1,79 @@
+"""Rotation-curve models and their registry.
+
+A curve model maps shared parameters, per-galaxy parameters and the (nuisance-rescaled) data to ``V_model^2 [g, n]``;
+``V_bar^2 = Vgas|Vgas| + Ud Vdisk^2 + Ub Vbul^2`` keeps SPARC's sign, so ``V_model^2`` can be negative at a few inner
+points (the model speed is then ``sign(V^2) sqrt(|V^2|)``, as SPARC tabulates Vgas). Registering one makes it usable
+everywhere (``fit``, ``compare``, sweeps, the command line)::
+
+    import jax.numpy as jnp
+    from jaxcoh.curves import CurveModel, register_model
+    from jaxcoh.parameters import Parameter, ParameterSpec
+
+    def flat_boost_speed2(shared, local, x):
+        return x.V_bar2 * (1 + shared["boost"])
+
+    register_model(CurveModel("flat_boost", ParameterSpec([Parameter("boost", 1.0, 0.0, 10.0)]),
+                              ParameterSpec([]), flat_boost_speed2, description="V^2 = V_bar^2 (1 + boost)"))
+
+The built-in models are in :mod:`~jaxcoh.curves.baselines` and :mod:`~jaxcoh.curves.unified`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import jax.numpy as jnp
+from jax import Array
+
+from ..parameters import ParameterSpec
+from ..registry import Registry
+from .inputs import CurveInputs
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static argument of jitted fits
+class CurveModel:
+    """``speed2(shared, local, inputs) -> V_model^2 [g, n]`` with declared shared and per-galaxy parameters.
+
+    ``prior_residuals(shared, local, inputs) -> [g, k]`` are the per-galaxy parameters' Gaussian prior terms
+    ``z`` (negative log prior ``sum(z^2)/2``), if any: as residuals they keep the fit a least-squares problem.
+    """
+
+    name: str
+    shared: ParameterSpec
+    local: ParameterSpec
+    speed2: Callable[[Mapping[str, Array], Mapping[str, Array], CurveInputs], Array]
+    prior_residuals: Callable[[Mapping[str, Array], Mapping[str, Array], CurveInputs], Array] | None = None
+    description: str = ""
+    derived: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    family: str = "baseline"  # "baseline", "kernel" (the coherence kernel) or "halo": what `compare` fits by default
+
+
+MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
+register_model = MODELS.register
+get_model = MODELS.get
+list_models = MODELS.names
+
+
+def fix_parameters(model: str | CurveModel, **values: float) -> CurveModel:
+    """``model`` with the shared parameters in ``values`` held fixed (no longer fitted, not counted in the dof)."""
+    model = get_model(model)
+    unknown = set(values) - set(model.shared.names)
+    if unknown:
+        raise KeyError(f"{model.name} has no shared parameters {sorted(unknown)}; it has {model.shared.names}")
+    free = ParameterSpec([p for p in model.shared if p.name not in values])
+
+    def with_fixed(shared):
+        dt = next(iter(shared.values())).dtype if shared else None
+        return {**shared, **{k: jnp.asarray(v, dt) for k, v in values.items()}}
+
+    prior = model.prior_residuals
+    derived = {k: (lambda p, f=f: f(with_fixed(p))) for k, f in model.derived.items()
+               if not all(n in values for n in model.shared.names)}
+    return CurveModel(
+        name=model.name, shared=free, local=model.local,
+        speed2=lambda sh, lo, x: model.speed2(with_fixed(sh), lo, x),
+        prior_residuals=None if prior is None else (lambda sh, lo, x: prior(with_fixed(sh), lo, x)),
+        description=f"{model.description}; fixed: " + ", ".join(f"{k}={v:g}" for k, v in values.items()),
+        derived=derived, family=model.family,
+    )
