@@ -24,6 +24,7 @@ TAU_MIN, TAU_MAX = 1e6, 1e20  # s: the seed's clip on both coherence times
 MIN_POINTS = 4  # galaxies with fewer points are skipped (section 2)
 MIN_K_ROUGH = 1e-6
 MIN_C_MEAN = 1e-6
+MIN_V_BAR = 1e-6  # km/s, step 11's floor on V_bar: a galaxy at or below it everywhere has no baryons
 
 
 class Hyperparameters(NamedTuple):
@@ -49,6 +50,7 @@ class Reason(enum.IntEnum):
     TOO_FEW_POINTS = 1  # fewer than MIN_POINTS real points
     NO_EXCESS = 2  # no point with K_req > 0: nothing to explain
     NO_ROUGHNESS = 3  # K_rough <= MIN_K_ROUGH: the ratio is undefined
+    NO_BARYONS = 4  # V_bar <= MIN_V_BAR at every point: K_req is (V_obs / floor)^2, a ratio of nothing
 
 
 # ---- per point ------------------------------------------------------------------------------------------------------
@@ -196,9 +198,10 @@ def derive_galaxy(
     A_emp_safe = empirical_amplitude(K_req_mean_safe, C_mean)
     ok_rough = K_rough > MIN_K_ROUGH
     F_safe = A_emp_safe / jnp.where(ok_rough, K_rough, 1.0)  # step 13
+    no_baryons = ~jnp.any(mask & (V_bar > MIN_V_BAR))
     reason = jnp.select(
-        [n < MIN_POINTS, n_excess == 0, ~ok_rough],
-        [Reason.TOO_FEW_POINTS, Reason.NO_EXCESS, Reason.NO_ROUGHNESS],
+        [n < MIN_POINTS, no_baryons, n_excess == 0, ~ok_rough],
+        [Reason.TOO_FEW_POINTS, Reason.NO_BARYONS, Reason.NO_EXCESS, Reason.NO_ROUGHNESS],
         Reason.OK,
     ).astype(jnp.int32)
     nan = jnp.asarray(jnp.nan, dtype=F_safe.dtype)

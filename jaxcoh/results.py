@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import stat
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -25,13 +26,36 @@ if TYPE_CHECKING:  # pandas is imported where tables are made, not with jaxcoh
     import pandas as pd
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (``os.umask`` can only set it, and the
+    moment it is 0 another thread's new file would be world-writable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` atomically (temporary file in the same directory, fsync, rename)."""
+    """Writes ``data`` to ``path`` atomically (temporary file in the same directory, fsync, rename).
+
+    The file gets the mode ``open()`` would give it: an existing file's, else ``0o666`` less the umask (``mkstemp``
+    alone makes every result 0600, unreadable to the group that shares the results)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

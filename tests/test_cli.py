@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import stat
 import subprocess
 import sys
 
+import jax
 import pandas as pd
 import pytest
 
-from jaxcoh.cli import main
+from jaxcoh.cli import COMMANDS, main
 from jaxcoh.cli.common import EXIT_DATA, EXIT_USAGE
+from jaxcoh.cli.options import ConfigError, Option
 
 QUICK = ["--n-starts", "8", "--cv-folds", "2", "--cv-repeats", "1", "--mock-galaxies", "40"]
 
@@ -32,7 +37,8 @@ def test_info(capsys, monkeypatch):
     monkeypatch.delenv("JAXCOH_SPARC_DIR", raising=False)
     assert main(["info"]) == 0
     text = capsys.readouterr().out
-    assert "jax " in text and "cpu" in text.lower() and "mock catalog" in text and "mass_coherence" in text
+    assert "jax " in text and f"backend: {jax.default_backend()}" in text and "mock catalog" in text
+    assert "mass_coherence" in text
 
 
 def test_reproduce_on_mock_writes_the_documented_files(tmp_path, capsys, monkeypatch):
@@ -41,6 +47,8 @@ def test_reproduce_on_mock_writes_the_documented_files(tmp_path, capsys, monkeyp
     assert main(["reproduce", *QUICK, "--models", "power_law_sigma,mass_coherence", "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "mock catalog" in printed.err and "power_law_sigma" in printed.out
+    # The seed's SPARC figures are labelled and bracketed, never printed as if comparable with the mock's.
+    assert "SPARC (seed) RMS" in printed.out and "[11.05]" in printed.out and "known truth" in printed.out
     result = json.loads((out / "reproduce.json").read_text())
     assert result["dtype"] == "float64" and result["recipe"] == "legacy" and result["data_kind"] == "mock"
     assert 0 < result["sample_size"] <= 40
@@ -57,6 +65,11 @@ def test_reproduce_on_mock_writes_the_documented_files(tmp_path, capsys, monkeyp
     prov = json.loads((out / "provenance.json").read_text())
     assert set(prov["versions"]) >= {"jaxcoh", "jax", "jaxlib", "optax"} and prov["dtype"] == "float64"
     assert prov["data"]["kind"] == "mock" and len(prov["data"]["sha256"]) == 64
+    assert result["skipped_galaxies"] == [] and prov["data"]["skipped_galaxies"] == []
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for f in ("reproduce.json", "f_missing.csv", "predictions.csv", "config.toml", "provenance.json"):
+        assert stat.S_IMODE((out / f).stat().st_mode) == 0o666 & ~umask, f  # as open() would make them
     # Re-running from the saved config reproduces the numbers.
     again = tmp_path / "again"
     assert main(["reproduce", "--config", str(out / "config.toml"), "--out", str(again), "--quiet"]) == 0
@@ -82,6 +95,13 @@ def test_reproduce_on_sparc_prints_the_seed_table(tmp_path, sparc_dir, capsys):
     ('recipe = "physical"\n', "'recipe' must be one of"),
     ('command = "compare"\n', "not 'jaxcoh reproduce'"),
     ('n_starts = [\n', "not valid TOML"),
+    ('seed = 1.5\n', "'seed' 1.5 is not an integer"),
+    ('n_starts = true\n', "'n_starts' True is not an integer"),
+    ('max_iter = "200"\n', "'max_iter' '200' is not an integer"),
+    ('cv_folds = 2.5\n', "'cv_folds' 2.5 is not an integer"),
+    ('recipe = 1\n', "'recipe' 1 is not a string"),
+    ('models = true\n', "'models' True is not a list of names"),
+    ('lenient = 1\n', "'lenient' 1 is not true or false"),
 ])
 def test_bad_configs_are_rejected_before_compute(tmp_path, capsys, content, needle):
     cfg = tmp_path / "c.toml"
@@ -208,3 +228,152 @@ def test_bench_writes_ratios(tmp_path, capsys, monkeypatch):
     assert row["rel_diff_vs_numpy"] < 1e-5 and row["rel_diff_one_off"] < 1e-5
     assert b4["loop_ratio"] == pytest.approx(row["loop_value_grad_s"] / row["jaxcoh_value_grad_s"])
     assert "B4" in capsys.readouterr().out
+
+
+def test_typed_values_from_configs_and_flags():
+    """A TOML value must have its option's type (a bool is not an int, 1.5 is not an int, "2" is not a number);
+    flags are text and are parsed."""
+    n, floor = Option("n", 1, "", type="int"), Option("floor", 0.0, "", type="nonneg_float")
+    assert n.convert(3, "c") == 3 and n.convert(3.0, "c") == 3 and n.convert("3", "flag", text=True) == 3
+    assert floor.convert(2, "c") == 2.0 and floor.convert("0.5", "flag", text=True) == 0.5
+    for option, value in ((n, True), (n, 1.5), (n, "3"), (floor, "2"), (floor, False), (floor, float("inf"))):
+        with pytest.raises(ConfigError, match=f"c: '{option.name}' "):
+            option.convert(value, "c")
+    for option, text in ((n, "1.5"), (n, "x"), (floor, "nan"), (floor, "-1")):
+        with pytest.raises(ConfigError, match=f"'{option.name}'"):
+            option.convert(text, "flag", text=True)
+
+
+def test_compare_config_rejects_a_string_number(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('error_floor = "2"\n')
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "never")]) == EXIT_USAGE
+    assert "'error_floor' '2' is not a number" in capsys.readouterr().err
+
+
+def _never_run(monkeypatch, name):
+    def run(values):
+        raise AssertionError(f"jaxcoh {name} started computing")
+
+    monkeypatch.setitem(COMMANDS, name, dataclasses.replace(COMMANDS[name], run=run))
+
+
+OUT_COMMANDS = [["reproduce"], ["fit"], ["compare"], ["sweep"], ["bench"], ["plot", "."]]
+
+
+@pytest.mark.parametrize("command", OUT_COMMANDS, ids=lambda c: c[0])
+def test_unusable_out_fails_before_compute(tmp_path, capsys, monkeypatch, command):
+    _never_run(monkeypatch, command[0])
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a directory")
+    for out, needle in ((a_file, "exists and is not a directory"), (a_file / "sub", f"{a_file} is a file")):
+        assert main([*command, "--out", str(out)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"'out': {out}" in err and needle in err
+    assert a_file.read_text() == "not a directory"
+
+
+def test_read_only_out_fails_before_compute(tmp_path, capsys, monkeypatch):
+    _never_run(monkeypatch, "reproduce")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who may write into a read-only directory (root): mode bits not enforced")
+        for out in (locked, locked / "new"):
+            assert main(["reproduce", "--out", str(out)]) == EXIT_USAGE
+            assert f"'out': {out} is not writable" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o755)
+
+
+def test_plot_checks_its_default_out(tmp_path, capsys, monkeypatch):
+    _never_run(monkeypatch, "plot")
+    (tmp_path / "plots").write_text("in the way")
+    assert main(["plot", str(tmp_path)]) == EXIT_USAGE
+    assert f"'out': {tmp_path / 'plots'} exists and is not a directory" in capsys.readouterr().err
+
+
+def test_too_few_mock_galaxies_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JAXCOH_SPARC_DIR", raising=False)
+    out = tmp_path / "never"
+    assert main(["reproduce", "--mock-galaxies", "3", "--out", str(out)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "'mock_galaxies': 3 galaxies cannot fill 5 cross-validation folds" in err and "--mock-galaxies 5" in err
+    assert main(["reproduce", "--mock-galaxies", "3", "--cv-folds", "3", "--n-starts", "1", "--cv-repeats", "1",
+                 "--models", "power_law_sigma", "--out", str(out), "--quiet"]) == 0  # enough for 3 folds
+    # Cuts that leave nothing to fit (mock seed 3's only galaxy fails them).
+    assert main(["compare", "--mock-galaxies", "1", "--mock-seed", "3", "--out", str(tmp_path / "c")]) == EXIT_USAGE
+    assert "'cuts': --cuts standard leaves no galaxy of 1" in capsys.readouterr().err
+
+
+def test_fit_sample_must_fill_the_folds():
+    import jaxcoh
+    from jaxcoh.cli.reproduce import check_sample
+
+    cat = jaxcoh.mock_catalog(6, seed=0)
+    with pytest.raises(ConfigError, match="'cv_folds': 6 of 6 galaxies are in the fit sample, too few for 7"):
+        check_sample({"recipe": "legacy", "cv_folds": 7}, cat, {"kind": "mock"})
+    check_sample({"recipe": "legacy", "cv_folds": 6}, cat, {"kind": "mock"})
+
+
+def test_result_files_respect_the_umask(tmp_path):
+    from jaxcoh.cli.rundir import write_run
+
+    old = os.umask(0o027)
+    try:
+        out = write_run(tmp_path / "r", "info", (), {}, dtype="float64", data={"kind": "mock"},
+                        files={"a.json": {"x": 1}, "b.txt": "text"})
+        kept = out / "b.txt"
+        kept.chmod(0o604)  # an existing file keeps its mode, as with open()
+        write_run(out, "info", (), {}, dtype="float64", data={"kind": "mock"}, files={"b.txt": "again"})
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == {"a.json": 0o640, "b.txt": 0o604, "config.toml": 0o640, "provenance.json": 0o640}
+
+
+def test_lenient_skips_are_recorded_in_every_result(tmp_path, capsys):
+    from test_sparc import BAD_CASES, rotmod_text, write_sparc
+
+    from jaxcoh import SparcDataWarning
+
+    good = rotmod_text([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0])
+    write_sparc(tmp_path / "sparc", {"GOOD1": good, "GOOD2": good, "BROKEN": BAD_CASES["non-numeric"][0]})
+    out = tmp_path / "s"
+    args = ["sweep", "--sparc", str(tmp_path / "sparc"), "--kind", "multistart", "--n-starts", "2", "--max-iter", "20",
+            "--format", "csv", "--out", str(out)]
+    assert main(args) == EXIT_DATA  # strict by default: the malformed file stops the run, named
+    assert "BROKEN_rotmod.dat" in capsys.readouterr().err
+    with pytest.warns(SparcDataWarning, match="BROKEN"):
+        assert main([*args, "--lenient"]) == 0
+    assert "1 skipped by --lenient" in capsys.readouterr().err
+    result, prov = (json.loads((out / f).read_text()) for f in ("sweep.json", "provenance.json"))
+    (skipped,) = result["skipped_galaxies"]
+    assert skipped["galaxy"] == "BROKEN" and "BROKEN_rotmod.dat" in skipped["reason"] and "'Vobs'" in skipped["reason"]
+    assert prov["data"]["skipped_galaxies"] == [skipped] and result["data_kind"] == "sparc"
+
+
+def test_write_run_adds_the_skipped_galaxies_to_every_json(tmp_path):
+    from jaxcoh.cli.rundir import write_run
+
+    skipped = [{"galaxy": "X", "reason": "bad"}]
+    out = write_run(tmp_path, "sweep", (), {}, dtype="float64", data={"kind": "sparc", "skipped_galaxies": skipped},
+                    files={"sweep.json": {"n_rows": 1}, "table.csv": pd.DataFrame({"a": [1]})})
+    assert json.loads((out / "sweep.json").read_text()) == {"n_rows": 1, "skipped_galaxies": skipped}
+    assert json.loads((out / "provenance.json").read_text())["data"]["skipped_galaxies"] == skipped
+
+
+def test_mock_table_marks_the_seed_columns_as_reference():
+    from jaxcoh.fmissing.reproduce import format_table
+
+    entry = {"seed": {"rms": 11.05, "r": 0.5}, "at_seed_params": {"rms": 5.66, "r": 0.4},
+             "fit": {"rms": 5.0, "r": 0.6}, "cv": {"rms": 5.5, "rms_std": 0.1, "r": 0.5}}
+    result = {"data": "mock", "sample_size": 40, "recipe": "legacy", "dtype": "float64", "models": {"m": entry}}
+    mock = format_table({**result, "data_kind": "mock"})
+    head = mock.splitlines()[4]
+    assert "for reference only" in mock and "known truth" in mock and "SPARC (seed) RMS" in head
+    assert "[11.05]" in mock and "[0.500]" in mock and " 11.05 " not in mock
+    sparc = format_table({**result, "data_kind": "sparc"})
+    assert "seed RMS" in sparc and "[" not in sparc and "reference only" not in sparc

@@ -25,20 +25,22 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.fixture(scope="module")
 def reference():
-    """The single-device answers, in this process."""
+    """The single-device answers, in this process, on the CPU like the subprocesses they are compared with."""
     assert jax.device_count() == 1
-    table, _ = sharded_sweep.bootstrap_case()
     import jaxcoh
 
-    c = sharded_sweep.CASE
-    joint = sharded_sweep.joint_case(jaxcoh.mock_catalog(c["n"], seed=c["seed"], n_max=c["n_max"]))
-    return table, joint, sharded_sweep.grid_case()
+    with jax.default_device(jax.devices("cpu")[0]):
+        table, _ = sharded_sweep.bootstrap_case()
+        c = sharded_sweep.CASE
+        joint = sharded_sweep.joint_case(jaxcoh.mock_catalog(c["n"], seed=c["seed"], n_max=c["n_max"]))
+        return table, joint, sharded_sweep.grid_case()
 
 
 def _env(**extra):
-    """This environment without any inherited XLA_FLAGS, plus ``extra``."""
+    """This environment without any inherited XLA_FLAGS, on the CPU (forced host devices and gloo collectives are
+    CPU features, also on a machine with a GPU), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
+    return {**env, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **extra}
 
 
 def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame):
@@ -81,10 +83,28 @@ def test_two_processes_match_one(tmp_path, reference):
     _assert_same_table(pd.read_csv(f"{out}.grid.csv"), reference[2])
 
 
+PAD_SCRIPT = """
+import json
+import jax
+import jaxcoh
+from jaxcoh.sharding import shard_catalog
+sharded = shard_catalog(jaxcoh.mock_catalog(5, seed=1, n_max=8))
+print(json.dumps({"devices": jax.device_count(), "n_galaxies": sharded.n_galaxies, "n_points": sharded.n_points,
+                  "real": [bool(m) for m in sharded.mask.any(axis=1)], "shards": len(sharded.R.addressable_shards)}))
+"""
+
+
 def test_shard_catalog_pads_to_device_multiple():
     import jaxcoh
 
     cat = jaxcoh.mock_catalog(5, seed=1, n_max=8)
     sharded = shard_catalog(cat)
-    assert sharded.n_galaxies % jax.device_count() == 0
+    assert sharded.n_galaxies == 5 + (-5 % jax.device_count())  # the fewest rows that split evenly
     assert sharded.n_points == cat.n_points
+    # On 4 devices the 5 galaxies become 8 rows, the 3 added ones empty, split 2 per device.
+    proc = subprocess.run([sys.executable, "-c", PAD_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info == {"devices": 4, "n_galaxies": 8, "n_points": cat.n_points, "real": [True] * 5 + [False] * 3,
+                    "shards": 4}

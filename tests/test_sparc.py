@@ -85,8 +85,38 @@ def test_env_var_and_missing_path(sparc_dir, monkeypatch):
         load_sparc()
 
 
-def test_checksum_matches_files(sparc_dir):
-    assert len(sparc_checksum(sparc_dir)) == 64 and sparc_checksum(sparc_dir) == sparc_checksum(sparc_dir)
+def _sha256sums(path) -> dict[str, str]:
+    """``SHA256SUMS`` (``sha256sum`` output: the hex digest, two spaces or " *", the relative path) as a dict."""
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def test_files_match_the_published_checksums(sparc_dir):
+    """Every data file against the SHA256SUMS shipped with the data, and every file the loader reads listed there."""
+    import hashlib
+
+    sums = _sha256sums(sparc_dir / "SHA256SUMS")
+    read = {"table1.dat", *(f"rotmod/{p.name}" for p in (sparc_dir / "rotmod").glob("*_rotmod.dat"))}
+    assert len(read) == 176 and read <= set(sums)
+    for name, digest in sums.items():
+        assert hashlib.sha256((sparc_dir / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_checksum_identifies_the_input(sparc_dir, tmp_path):
+    """``sparc_checksum`` is the same for a copy and changes with one byte of one rotmod file."""
+    import shutil
+
+    copy = tmp_path / "sparc"
+    shutil.copytree(sparc_dir, copy)
+    assert sparc_checksum(copy) == sparc_checksum(sparc_dir) and len(sparc_checksum(copy)) == 64
+    f = copy / "rotmod" / "NGC2403_rotmod.dat"
+    text = f.read_text()
+    f.write_text(text[:-2] + ("1" if text[-2] != "1" else "2") + text[-1])
+    assert sparc_checksum(copy) != sparc_checksum(sparc_dir)
 
 
 # ---- bad input, on files written here ----------------------------------------------------------------------------
@@ -261,3 +291,20 @@ def test_roundtrip_random_curves(tmp_path_factory, steps, speeds):
 
 def test_load_sparc_dtype(good_dir):
     assert jaxcoh.load_sparc(good_dir, dtype="float32").dtype == np.float32
+
+
+def test_missing_sparc_fails_where_required(tmp_path, monkeypatch):
+    """``.ci/run`` sets JAXCOH_REQUIRE_SPARC: there an absent data directory fails the real-data tests, never skips
+    them."""
+    import conftest
+
+    absent = tmp_path / "absent"
+    monkeypatch.setenv(conftest.REQUIRE_SPARC_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"SPARC data not found at {re.escape(str(absent))}.*required"):
+        conftest.locate_sparc(absent)
+    monkeypatch.delenv(conftest.REQUIRE_SPARC_ENV)
+    with pytest.raises(pytest.skip.Exception, match="SPARC data not found"):
+        conftest.locate_sparc(absent)
+    (tmp_path / "table1.dat").write_text("")
+    monkeypatch.setenv(conftest.REQUIRE_SPARC_ENV, "1")
+    assert conftest.locate_sparc(tmp_path) == tmp_path

@@ -3,8 +3,11 @@ the same numbers; anything that cannot be keyed safely is not stored."""
 
 from __future__ import annotations
 
+import ast
 import json
+import logging
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxcoh
 from jaxcoh import tracecache
@@ -72,7 +76,7 @@ def _run(cache: Path) -> dict:
 
 def test_fresh_process_reuses_traced_programs(tmp_path):
     first = _run(tmp_path)
-    stored = sorted((tmp_path / tracecache.SUBDIR).glob("*.pkl"))
+    stored = sorted((tmp_path / tracecache.SUBDIR).glob("*" + tracecache.SUFFIX))
     assert first["traced_builtin"] == 2  # traced once per shape
     assert first["traced_total"] == 3  # and the user's model traced as usual
     # derive_f_missing at the default hyperparameters, at ell0 = 3 (a direct call: the same program, as only shapes
@@ -82,7 +86,7 @@ def test_fresh_process_reuses_traced_programs(tmp_path):
     assert second["traced_builtin"] == 0  # nothing traced: both shapes came from disk
     assert second["traced_total"] == 1  # the user's model is traced in every process
     assert second["loss"] == first["loss"]
-    assert sorted((tmp_path / tracecache.SUBDIR).glob("*.pkl")) == stored
+    assert sorted((tmp_path / tracecache.SUBDIR).glob("*" + tracecache.SUFFIX)) == stored
 
 
 def test_unreadable_program_is_exported_again(tmp_path):
@@ -93,7 +97,7 @@ def test_unreadable_program_is_exported_again(tmp_path):
     w = jnp.ones_like(data.target)[None]
     static = {"model": model, "solver": "lm", "options": SolverOptions(max_iter=10)}
     leaves, tree = jax.tree_util.tree_flatten({"z0": z0, "data": data, "weights": w})
-    path = tmp_path / "broken.pkl"
+    path = tmp_path / f"broken{tracecache.SUFFIX}"
     path.write_bytes(b"not a program")
     program = tracecache._load_or_export(path, solve_batch.jitted, static, tree, leaves)
     assert program is not None and path.stat().st_size > 100
@@ -117,3 +121,78 @@ def test_static_tokens():
     assert tracecache._static_token(Model("x", lambda p, x: x.v_flat, get_model("power_law").parameters)) is None
     assert tracecache._static_token(SolverOptions(max_iter=3)).startswith("SolverOptions(3, ")
     assert tracecache._static_token(object()) is None
+
+
+class _Payload:
+    """Unpickling this runs ``touch MARKER``: what a planted pickle would do to whoever loads it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_planted_files_never_run_and_are_replaced(tmp_path, monkeypatch, caplog):
+    """Files planted under the exact name of a stored program -- a pickle that runs a command, JSON naming
+    ``os.system`` (directly and through a jaxcoh module's attribute) -- run nothing: each is rejected (logged at
+    INFO), the program is exported again over it, and the numbers are right."""
+    directory = tmp_path / tracecache.SUBDIR
+    monkeypatch.setattr(tracecache, "cache_directory", lambda: directory)
+    monkeypatch.setattr(tracecache, "_LOADED", {})
+    monkeypatch.setattr(tracecache.log, "propagate", True)  # the CLI's logging setup may have turned it off
+    cat = jaxcoh.mock_catalog(6, seed=1, n_max=8)
+    want = np.asarray(jaxcoh.derive_f_missing.jitted(jaxcoh.Hyperparameters(), cat, "legacy").derivation.F_missing)
+    jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "legacy")  # exported and stored
+    (path,) = directory.glob("*" + tracecache.SUFFIX)
+    magic, head, blob = path.read_bytes().split(b"\n", 2)
+    assert magic + b"\n" == tracecache.MAGIC
+    marker = tmp_path / "ran"
+    payload = pickle.dumps({"exported": _Payload(marker), "out_tree": _Payload(marker)})
+
+    def naming(module, qualname):
+        desc = json.loads(head)
+        desc["out_tree"].update(module=module, qualname=qualname)
+        return tracecache.MAGIC + json.dumps(desc).encode() + b"\n" + blob
+
+    main_imported = "jaxcoh.cli.__main__" in sys.modules
+    planted = {"pickle": payload, "pickle after the header": tracecache.MAGIC + payload,
+               "os.system": naming("os", "system"), "jaxcoh.results.os.system": naming("jaxcoh.results", "os.system"),
+               "an unimported module": naming("jaxcoh.cli.__main__", "main")}
+    for what, content in planted.items():
+        path.write_bytes(content)
+        path.with_suffix(".pkl").write_bytes(payload)  # the old format's name: never read
+        tracecache._LOADED.clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="jaxcoh"):
+            got = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "legacy")
+        assert not marker.exists(), what
+        assert any(r.levelno == logging.INFO and "rejected" in r.getMessage() for r in caplog.records), what
+        np.testing.assert_array_equal(np.asarray(got.derivation.F_missing), want)
+        _, out_tree = tracecache._read(path)  # exported again, over the planted file
+        assert path.read_bytes().split(b"\n", 2)[1] == head and out_tree == jax.tree_util.tree_structure(got), what
+    assert ("jaxcoh.cli.__main__" in sys.modules) == main_imported  # looked up, never imported
+
+
+def test_stored_files_hold_no_code():
+    """The module never imports a deserialiser that can run code, and output structures round-trip through JSON
+    only for jaxcoh's own classes."""
+    tree = ast.parse(Path(tracecache.__file__).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names} | {n.module.split(".")[0] for n in ast.walk(tree)
+                                     if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"pickle", "cloudpickle", "dill", "marshal", "shelve", "joblib"}
+    cat = jaxcoh.mock_catalog(3, seed=0, n_max=8)
+    treedef = jax.tree_util.tree_structure(jax.eval_shape(
+        lambda c: jaxcoh.derive_f_missing.jitted(jaxcoh.Hyperparameters(), c, "sparc"), cat))
+    desc = json.loads(json.dumps(tracecache.describe_tree(treedef)))
+    assert tracecache.rebuild_tree(desc) == treedef
+    assert tracecache.describe_tree(jax.tree_util.tree_structure({"a": (1, [2, None])})) is not None
+    assert tracecache.describe_tree(jax.tree_util.tree_structure({1: 2})) is None  # not a JSON key
+    for module, qualname in (("os", "system"), ("jaxcoh.tracecache", "log"), ("jaxcoh.results", "os.system"),
+                             ("jaxcoh.tracecache", "Path"), ("jaxcoh.coherence", "__import__")):
+        with pytest.raises(tracecache.Rejected):
+            tracecache.rebuild_tree({"node": "namedtuple", "module": module, "qualname": qualname, "children": []})
+    with pytest.raises(tracecache.Rejected):  # a registered dataclass named as a NamedTuple
+        tracecache.rebuild_tree({"node": "namedtuple", "module": "jaxcoh.properties", "qualname": "GalaxyProperties",
+                                 "children": []})

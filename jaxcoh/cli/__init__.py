@@ -11,6 +11,7 @@ from . import bench, compare, fit, info, plot, reproduce, sweep
 from .common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, log,
                      setup_logging)
 from .options import ConfigError, add_options, resolve
+from .rundir import check_out_dir
 
 COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, sweep, plot, info, bench)}
 
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cmd.positional:
             values[cmd.positional[0]] = positional
         cmd.validate(values)
+        if values.get("out") is not None:  # every command that writes results: a bad --out fails now, not after
+            check_out_dir(values["out"])
     except ConfigError as e:
         log.error(f"jaxcoh {name}: {e}")
         return EXIT_USAGE

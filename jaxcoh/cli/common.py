@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from .options import Option
+from .options import ConfigError, Option
 
 log = logging.getLogger("jaxcoh")
 
@@ -75,15 +75,20 @@ def sparc_dir(values: dict) -> str | None:
 
 
 def load_data(values: dict, dtype):
-    """``(catalog, data_provenance)`` from the data options."""
+    """``(catalog, data_provenance)`` from the data options. The provenance lists the galaxies ``--lenient``
+    skipped, with their reasons (``skipped_galaxies``), for every result file to carry."""
     from ..mock import mock_catalog
-    from ..sparc import load_sparc, sparc_checksum
+    from ..sparc import read_sparc, sparc_checksum
 
     path = sparc_dir(values)
     if path:
-        cat = load_sparc(path, lenient=values.get("lenient", False), dtype=dtype)
-        log.info(f"data: SPARC from {path} ({cat.n_galaxies} galaxies, {cat.n_points} points)")
-        return cat, {"kind": "sparc", "path": str(Path(path).resolve()), "sha256": sparc_checksum(path)}
+        cat, report = read_sparc(path, lenient=values.get("lenient", False), dtype=dtype)
+        skipped = [{"galaxy": name, "reason": why} for name, why in report.skipped]
+        log.info(f"data: SPARC from {path} ({cat.n_galaxies} galaxies, {cat.n_points} points"
+                 + (f"; {len(skipped)} skipped by --lenient, listed in the results as skipped_galaxies)"
+                    if skipped else ")"))
+        return cat, {"kind": "sparc", "path": str(Path(path).resolve()), "sha256": sparc_checksum(path),
+                     "skipped_galaxies": skipped}
     n, seed = values["mock_galaxies"], values["mock_seed"]
     cat = mock_catalog(n, seed=seed, dtype=dtype)
     log.info(f"data: no SPARC directory given (--sparc or $JAXCOH_SPARC_DIR): using jaxcoh's mock catalog "
@@ -93,7 +98,7 @@ def load_data(values: dict, dtype):
     import numpy as np
 
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(cat.V_obs)).tobytes()).hexdigest()
-    return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "sha256": h}
+    return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "sha256": h, "skipped_galaxies": []}
 
 
 @contextlib.contextmanager
@@ -154,4 +159,8 @@ def load_cut_data(values: dict):
     cat, data = load_data(values, dtype)
     cut, report = apply_cuts(cat, values["cuts"])
     log.info(f"cuts {values['cuts']}: {report['n_galaxies']} galaxies, {report['n_points']} points remain")
+    if report["n_galaxies"] == 0:  # nothing to fit: a choice of options, not a bug
+        more = "more --mock-galaxies, another --mock-seed or " if data["kind"] == "mock" else ""
+        raise ConfigError(f"'cuts': --cuts {values['cuts']} leaves no galaxy of {cat.n_galaxies}; give {more}"
+                          "--cuts none")
     return cut, report, data, dtype

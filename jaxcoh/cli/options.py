@@ -1,7 +1,9 @@
 """Options declared once per command: they make the argparse flags, validate TOML configs, and are written back.
 
 Precedence: built-in defaults < ``--config FILE`` < flags given on the command line. Every key of a config file must
-be an option of the command it runs (an unknown or mistyped key is rejected, by name, before any compute starts).
+be an option of the command it runs (an unknown or mistyped key is rejected, by name, before any compute starts), and
+every value must have the option's type: TOML values are not coerced (``true`` is not 1, ``1.5`` is not an integer,
+``"2"`` is not a number), while flags, which are text, are parsed (``--seed 3``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,37 +24,71 @@ class ConfigError(ValueError):
     """A bad configuration value or key; the message names it."""
 
 
-def _positive_int(x) -> int:
-    v = int(x)
-    if isinstance(x, float) and not float(x).is_integer():
-        raise ValueError(f"{x!r} is not an integer")
+# Each converter takes the value and whether it is text (a flag from argv, to be parsed) or a TOML value (already
+# typed: it must have the right type, since int(True) and int(1.5) would pass silently).
+def _integer(x, text: bool) -> int:
+    if text and isinstance(x, str):
+        try:
+            return int(x.strip())
+        except ValueError:
+            raise ValueError(f"{x!r} is not an integer") from None
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    if isinstance(x, float) and math.isfinite(x) and x.is_integer():  # 3.0 is 3; 1.5 is not an integer
+        return int(x)
+    raise ValueError(f"{x!r} is not an integer")
+
+
+def _number(x, text: bool) -> float:
+    if text and isinstance(x, str):
+        try:
+            v = float(x.strip())
+        except ValueError:
+            raise ValueError(f"{x!r} is not a number") from None
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        v = float(x)
+    else:
+        raise ValueError(f"{x!r} is not a number")
+    if not math.isfinite(v):
+        raise ValueError(f"{x!r} is not a finite number")
+    return v
+
+
+def _positive_int(x, text: bool) -> int:
+    v = _integer(x, text)
     if v < 1:
         raise ValueError(f"{x!r} is not a positive integer")
     return v
 
 
-def _nonneg_int(x) -> int:
-    v = int(x)
+def _nonneg_int(x, text: bool) -> int:
+    v = _integer(x, text)
     if v < 0:
         raise ValueError(f"{x!r} is negative")
     return v
 
 
-def _positive_float(x) -> float:
-    v = float(x)
+def _positive_float(x, text: bool) -> float:
+    v = _number(x, text)
     if not v > 0:
         raise ValueError(f"{x!r} is not positive")
     return v
 
 
-def _nonneg_float(x) -> float:
-    v = float(x)
+def _nonneg_float(x, text: bool) -> float:
+    v = _number(x, text)
     if not v >= 0:
         raise ValueError(f"{x!r} is negative")
     return v
 
 
-def _str_list(x) -> list[str]:
+def _str(x, text: bool) -> str:
+    if not isinstance(x, str):
+        raise ValueError(f"{x!r} is not a string")
+    return x
+
+
+def _str_list(x, text: bool) -> list[str]:
     if isinstance(x, str):
         items = [s.strip() for s in x.split(",") if s.strip()]
     elif isinstance(x, list) and all(isinstance(s, str) for s in x):
@@ -61,22 +98,22 @@ def _str_list(x) -> list[str]:
     return items
 
 
-def _path(x) -> str:
+def _path(x, text: bool) -> str:
     if not isinstance(x, str) or not x:
         raise ValueError(f"{x!r} is not a path")
     return str(Path(x).expanduser().resolve())
 
 
-def _bool(x) -> bool:
+def _bool(x, text: bool) -> bool:
     if isinstance(x, bool):
         return x
     raise ValueError(f"{x!r} is not true or false")
 
 
-TYPES: dict[str, Callable[[Any], Any]] = {
+TYPES: dict[str, Callable[[Any, bool], Any]] = {
     "int": _positive_int, "nonneg_int": _nonneg_int, "float": _positive_float,
-    "nonneg_float": _nonneg_float, "str": str, "list": _str_list,
-    "path": _path, "bool": _bool, "any_float": float,
+    "nonneg_float": _nonneg_float, "str": _str, "list": _str_list,
+    "path": _path, "bool": _bool, "any_float": _number,
 }
 
 
@@ -99,9 +136,10 @@ class Option:
     def valid_choices(self) -> tuple | None:
         return tuple(self.choices()) if callable(self.choices) else self.choices
 
-    def convert(self, value: Any, where: str) -> Any:
+    def convert(self, value: Any, where: str, text: bool = False) -> Any:
+        """``value`` checked and converted; ``text``: it comes from the command line (parsed, not type-checked)."""
         try:
-            v = TYPES[self.type](value)
+            v = TYPES[self.type](value, text)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{where}: '{self.name}' {e}") from None
         choices = self.valid_choices()
@@ -162,7 +200,7 @@ def resolve(command: str, options: Sequence[Option], given: dict, config_path: s
             values[key] = o.convert(value, where)
     for key, value in given.items():
         if key in known:
-            values[key] = known[key].convert(value, f"option {known[key].flag}")
+            values[key] = known[key].convert(value, f"option {known[key].flag}", text=True)
     return values
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from .command import Command
 from .common import EXIT_DATA, EXIT_USAGE, VERBOSITY_OPTIONS, log
 from .options import ConfigError, Option
+from .rundir import check_out_dir
 
 OPTIONS = (
     Option("out", None, "directory for the figures (default: RESULT_DIR/plots)", type="path", metavar="DIR"),
@@ -37,6 +38,9 @@ def validate(values: dict) -> None:
     from ..plots import PlotsUnavailable, require_matplotlib
 
     galaxy_selection(values["galaxies"])
+    default_out = Path(values["result_dir"]).expanduser() / "plots"
+    if values["out"] is None and default_out.parent.is_dir():  # --out itself is checked with every command's
+        check_out_dir(default_out)
     try:
         require_matplotlib()
     except PlotsUnavailable as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .command import Command
 from .common import (DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, f_missing_model_names, load_data, log,
-                     out_option, progress)
+                     out_option, progress, sparc_dir)
 from .options import ConfigError, Option
 from .rundir import write_run
 
@@ -28,6 +28,25 @@ OPTIONS = (
 def validate(values: dict) -> None:
     if values["cv_folds"] < 2:
         raise ConfigError("'cv_folds' must be at least 2")
+    # Cross-validation by galaxy needs a galaxy of the fit sample in every fold.
+    if sparc_dir(values) is None and values["mock_galaxies"] < values["cv_folds"]:
+        raise ConfigError(f"'mock_galaxies': {values['mock_galaxies']} galaxies cannot fill {values['cv_folds']} "
+                          f"cross-validation folds; reproduce needs --mock-galaxies {values['cv_folds']} or more "
+                          "(at least --cv-folds)")
+
+
+def check_sample(values: dict, cat, data: dict) -> None:
+    """The fit sample (known once F_missing is derived, before any fit) must fill every cross-validation fold."""
+    import numpy as np
+
+    from ..coherence import Hyperparameters
+    from ..fmissing import derive_f_missing
+
+    n = int(np.sum(np.asarray(derive_f_missing(Hyperparameters(), cat, values["recipe"]).in_sample)))
+    if n < values["cv_folds"]:
+        more = " or more --mock-galaxies" if data["kind"] == "mock" else ""
+        raise ConfigError(f"'cv_folds': {n} of {cat.n_galaxies} galaxies are in the fit sample, too few for "
+                          f"{values['cv_folds']} cross-validation folds; give fewer --cv-folds{more}")
 
 
 def run(values: dict) -> int:
@@ -38,6 +57,7 @@ def run(values: dict) -> int:
 
     dtype = set_precision(values["dtype"])
     cat, data = load_data(values, dtype)
+    check_sample(values, cat, data)
     models = values["models"] or f_missing_model_names()
     with progress(len(models), "fitting models", not values["quiet"]) as bar:
         def step(name):
@@ -52,7 +72,8 @@ def run(values: dict) -> int:
                                                progress=step)
     result["data_kind"] = data["kind"]
     if data["kind"] == "mock":
-        result["note"] = "mock catalog: the seed's numbers refer to SPARC and are shown for the format only"
+        result["note"] = ("mock catalog: a check of the pipeline end to end against a known truth; the seed's "
+                          "columns are its published SPARC figures, shown for reference only, not comparable")
     out = write_run(values["out"], "reproduce", OPTIONS, values, dtype=result["dtype"], data=data,
                     files={"reproduce.json": result, "f_missing.csv": table,
                            "predictions.csv": predictions})
