@@ -41,6 +41,8 @@ class Parameter:
     unit: str = ""
     description: str = ""
     per_galaxy: bool = False
+    start_range: tuple[float, float] | None = None  # where multi-start designs look (default: the bounds)
+    prior_scale: str | None = None  # where the prior density is flat or written ("linear"/"log"; default: scale)
 
     def __post_init__(self):
         if self.scale not in ("linear", "log"):
@@ -51,6 +53,20 @@ class Parameter:
             raise ValueError(f"parameter {self.name}: a log-scale parameter needs lower >= 0, got {self.lower}")
         if not self.lower <= self.init <= self.upper:
             raise ValueError(f"parameter {self.name}: init {self.init} outside [{self.lower}, {self.upper}]")
+        if self.prior_scale not in (None, "linear", "log"):
+            raise ValueError(f"parameter {self.name}: prior_scale must be 'linear' or 'log', got {self.prior_scale!r}")
+
+    def log_abs_det_jacobian(self, z: Array) -> Array:
+        """``log |dq/dz|`` elementwise, ``q`` the coordinate the prior density is written in (the value, or its log
+        for ``prior_scale="log"``): what a density over ``q`` gains when a sampler works in ``z``."""
+        log_prior = (self.prior_scale or self.scale) == "log"
+
+        def q(zz):
+            v = self.to_value(zz)
+            return jnp.log(v) if log_prior else v
+
+        z = jnp.asarray(z)
+        return jnp.log(jnp.abs(jax.jvp(q, (z,), (jnp.ones_like(z),))[1]))
 
     @property
     def bounded(self) -> bool:
@@ -89,6 +105,16 @@ class Parameter:
         if math.isfinite(hi):
             return -_softplus_inverse(jnp.maximum(hi - y, 1e-30))
         return y
+
+    def start_value(self, u):
+        """The value at design point ``u`` in (0, 1): uniform over :attr:`start_range` (or the bounds), log-uniform
+        for scale parameters."""
+        lo, hi = self.start_range if self.start_range is not None else (self.lower, self.upper)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or (self.scale == "log" and lo <= 0):
+            raise ValueError(f"parameter {self.name}: give a finite start_range to draw starts from")
+        if self.scale == "log":
+            return jnp.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+        return lo + (hi - lo) * u
 
     def unit_to_unconstrained(self, u: np.ndarray) -> np.ndarray:
         """Maps design points ``u`` in (0, 1) to ``z``, uniform over the bounds (log-uniform for scale parameters)."""

@@ -116,7 +116,7 @@ def test_phases_continue_only_unconverged_rows_with_the_remaining_budget():
         done = np.minimum(need[rows] - start_iter, budget)
         status = np.where(start_iter + done >= need[rows], Status.CONVERGED, Status.MAX_ITER)
         best = SolverResult({"a": z["a"] + done}, loss=-(z["a"] + done), grad_norm=np.zeros(len(rows)),
-                            n_iter=done, status=status)
+                            n_iter=done, status=status, change=np.zeros(len(rows)))
         return {"a": z["a"] + done}, best, {"rms": np.full(len(rows), 1.0 * budget)}
 
     def first_call(o):

@@ -131,6 +131,8 @@ CURVE_OPTIONS = (
     Option("seed", 0, "seed of the start design", type="nonneg_int"),
     Option("errors", True, "standard errors from the Hessian (marginalised over the per-galaxy parameters)",
            type="bool"),
+    Option("galaxy_starts", 8, "starts of every galaxy's own and nuisance parameters, the best kept per galaxy "
+           "(per-galaxy problems are multimodal)", type="int"),
 )
 
 
@@ -143,11 +145,13 @@ def likelihood(values: dict):
 
 
 def curve_settings(values: dict, solver_options=None):
-    """The :class:`jaxcoh.curves.CurveSettings` of the rotation-curve options."""
+    """The :class:`jaxcoh.curves.CurveSettings` of the rotation-curve options (the solvers report every iteration
+    unless --quiet: :mod:`jaxcoh.cli.reporting` shows them)."""
     from ..curves import CurveSettings
 
     return CurveSettings(likelihood=likelihood(values), n_starts=values["n_starts"], seed=values["seed"],
-                         solver=values["solver"], solver_options=solver_options, errors=values["errors"])
+                         solver=values["solver"], solver_options=solver_options, errors=values["errors"],
+                         galaxy_starts=values["galaxy_starts"], report=not values.get("quiet", False))
 
 
 def load_cut_data(values: dict):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .command import Command
 from .common import (CURVE_OPTIONS, DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, curve_model_names,
-                     curve_settings, load_cut_data, out_option, progress)
+                     curve_settings, load_cut_data, log, out_option)
 from .options import Option
+from .reporting import solver_progress
 from .rundir import write_run
 
 OPTIONS = (
@@ -22,12 +23,17 @@ def run(values: dict) -> int:
 
     cat, report, data, _ = load_cut_data(values)
     models = values["models"] or default_models()
-    with progress(len(set(models) | {"newtonian"}), "fitting models", not values["quiet"]) as bar:
+    n = len(set(models) | {"newtonian"})
+    done = []
+    settings = curve_settings(values)
+    with solver_progress(values, f"[0/{n} models] ") as reporter:
         def step(name):
-            bar.set_postfix_str(name)
-            bar.update(1)
+            done.append(name)
+            log.info(f"fitted {name} ({len(done)} of {n} models)")
+            if reporter is not None:
+                reporter.label = f"[{len(done)}/{n} models] "
 
-        summary, per_galaxy, curves = compare(cat, models, curve_settings(values), progress=step, out=values["out"])
+        summary, per_galaxy, curves = compare(cat, models, settings, progress=step, out=values["out"])
     summary = {"cuts": values["cuts"], "sample": report, **summary, "data_kind": data["kind"]}
     out = write_run(values["out"], "compare", OPTIONS, values, dtype=summary["dtype"], data=data,
                     files={"compare.json": summary, "per_galaxy.csv": per_galaxy, "curves.csv": curves})

@@ -6,6 +6,7 @@ from .command import Command
 from .common import (CURVE_OPTIONS, DATA_OPTIONS, PRECISION_OPTIONS, VERBOSITY_OPTIONS, curve_model_names,
                      curve_settings, load_cut_data, out_option)
 from .options import ConfigError, Option
+from .reporting import solver_progress
 from .rundir import write_run
 
 
@@ -53,12 +54,15 @@ def run(values: dict) -> int:
             solver = choose_solver(model, curve_data(cat, settings.likelihood.recipe), settings.likelihood)
         settings = settings._replace(solver=solver, solver_options=tuple(
             DEFAULT_SOLVER_OPTIONS[s]._replace(max_iter=values["max_iter"]) for s in solver.split("+")))
-    result = fit(model, cat, settings)
+    with solver_progress(values, f"{model.name} "):
+        result = fit(model, cat, settings)
     doc = {"cuts": values["cuts"], "sample": report, "n_galaxies": cat.n_galaxies, "n_points": cat.n_points,
            "dtype": result.dtype, "model": result.model, "fixed": fixed, "description": result.description,
            "options": settings.likelihood._asdict(), "solver": settings.solver, "params": result.params,
            "stderr": result.stderr, **result.statistics(), "objective": result.objective,
            "rar_scatter_dex": result.rar_scatter_dex, "status": result.status, "n_iter": result.n_iter,
+           "convergence": result.convergence.to_dict(),
+           "galaxy_starts": result.galaxy_starts.to_dict(),
            "wall_s": result.wall_s, "errors": result.errors.to_dict() if result.errors is not None else None,
            "data_kind": data["kind"]}
     if doc["errors"] is not None:  # per-galaxy coordinates are in per_galaxy.csv

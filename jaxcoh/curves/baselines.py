@@ -93,7 +93,7 @@ RAR = register_model(CurveModel(
 ))
 PER_GALAXY_AMPLITUDE = register_model(CurveModel(
     "per_galaxy_amplitude", BURR_SHAPE,
-    ParameterSpec([Parameter("amplitude", 1.0, 0.0, math.inf, scale="log", per_galaxy=True,
+    ParameterSpec([Parameter("amplitude", 1.0, 0.0, math.inf, scale="log", per_galaxy=True, start_range=(0.03, 30.0),
                              description="A_gal of each galaxy, free")]),
     amplitude_speed2, description="V^2 = V_bar^2 (1 + A_g C(R/ell0)), A_g free per galaxy",
 ))

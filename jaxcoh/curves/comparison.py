@@ -49,6 +49,8 @@ def model_summary(fit: CurveFit) -> dict:
         "status": fit.status,
         "n_iter": fit.n_iter,
         "n_starts": fit.n_starts,
+        "convergence": fit.convergence.to_dict() if fit.convergence else None,
+        "galaxy_starts": fit.galaxy_starts.to_dict(),
     }
     if fit.errors is not None:
         out["at_bound"] = [n for n in fit.errors.at_bound if "[" not in n]
@@ -99,7 +101,8 @@ def compare(
     names = list(cat.names)
     opts = settings.likelihood
     store = PartStore(Path(out) / "models" if out is not None else None,
-                      {"kind": "compare", "catalog": catalog_digest(cat), "settings": settings._asdict(),
+                      {"kind": "compare", "catalog": catalog_digest(cat),
+                       "settings": {k: v for k, v in settings._asdict().items() if k != "report"},
                        "dtype": precision_name(cat.dtype)})
     parts: dict[str, dict] = {}
     for name in order:

@@ -21,8 +21,11 @@ from jax import Array
 from ..catalog import Catalog
 from ..config import precision_name
 from ..solvers import SolverOptions, SolverResult, Status, solve
+from .convergence import Convergence, assess
 from .errors import curve_errors
-from .likelihood import CurveData, Evaluation, Likelihood, curve_data, evaluate, prepare, residuals, split
+from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
+from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, prepare, residuals,
+                         split)
 from .models import CurveModel, get_model
 from .nuisance import NUISANCE, table_nuisance
 from .objective import diagnose, objective
@@ -33,9 +36,11 @@ log = logging.getLogger("jaxcoh")
 
 class CurveSettings(NamedTuple):
     """How a rotation-curve model is fitted: the likelihood (static: nuisance, loss, error floor, recipe), the starts
-    of the shared parameters (``n_starts``: the declared inits then a Sobol design drawn with ``seed``), the solver
-    (``"auto"`` or a chain such as ``"lbfgs+block_lm"``) with one :class:`SolverOptions` per stage (None: the
-    defaults), and whether to compute standard errors."""
+    of the shared parameters (``n_starts``: the declared inits then a Sobol design drawn with ``seed``), the starts
+    of every galaxy's own and nuisance parameters (``galaxy_starts``, see :mod:`~jaxcoh.curves.galaxy_starts`), the
+    solver (``"auto"`` or a chain such as ``"lbfgs+block_lm"``) with one :class:`SolverOptions` per stage (None: the
+    defaults), whether to compute standard errors, and whether the solvers report every iteration to
+    :mod:`jaxcoh.progress` (the command line's progress line)."""
 
     likelihood: Likelihood = Likelihood()
     n_starts: int = 4
@@ -43,6 +48,8 @@ class CurveSettings(NamedTuple):
     solver: str = "auto"
     solver_options: tuple[SolverOptions, ...] | None = None
     errors: bool = True
+    galaxy_starts: int = 8
+    report: bool = False
 
 
 def initial_local(model: CurveModel, cat: Catalog) -> dict[str, Array]:
@@ -96,15 +103,16 @@ def solve_joint(model: CurveModel, opts: Likelihood, solver: str, solver_options
     stages = solver.split("+")
     if not jax.tree_util.tree_leaves(z0):  # nothing to fit (Newtonian with fixed nuisance): evaluate once
         zero = jnp.zeros((1,), jnp.int32)
-        return SolverResult(z0, objective(z0, model, data, opts)[None], jnp.zeros((1,), data.cat.dtype), zero,
-                            zero + Status.CONVERGED)
+        nothing = jnp.zeros((1,), data.cat.dtype)
+        return SolverResult(z0, objective(z0, model, data, opts)[None], nothing, zero, zero + Status.CONVERGED,
+                            nothing)
 
     def one(z):
         n_iter = 0
         for name, o in zip(stages, solver_options, strict=True):
             res = _solve_one(model, opts, name, o, z, data)
             z, n_iter = res.z, n_iter + res.n_iter
-        return res._replace(n_iter=n_iter)
+        return res._replace(n_iter=n_iter)  # the last stage's status and change
 
     return jax.vmap(one)(z0)
 
@@ -131,33 +139,21 @@ def choose_solver(model: CurveModel, data: CurveData, opts: Likelihood) -> str:
 
 
 
-def stage_options(solver: str, solver_options: tuple[SolverOptions, ...] | None) -> tuple[SolverOptions, ...]:
+def stage_options(solver: str, solver_options: tuple[SolverOptions, ...] | None, report: bool = False
+                  ) -> tuple[SolverOptions, ...]:
     """One :class:`SolverOptions` per stage of the chain ``solver`` (the defaults where none are given; an L-BFGS
-    stage before another stage is the short one)."""
+    stage before another stage is the short one), reporting under the stage's name when ``report``."""
     stages = solver.split("+")
     if solver_options is None:
-        return tuple(DEFAULT_SOLVER_OPTIONS["lbfgs_stage" if name == "lbfgs" and i < len(stages) - 1 else name]
-                     for i, name in enumerate(stages))
+        solver_options = tuple(DEFAULT_SOLVER_OPTIONS["lbfgs_stage" if name == "lbfgs" and i < len(stages) - 1
+                                                      else name] for i, name in enumerate(stages))
     if len(solver_options) != len(stages):
         raise ValueError(f"{len(solver_options)} solver options for the {len(stages)} stages of {solver!r}")
-    return tuple(solver_options)
+    return tuple(o._replace(report=name if report else "") for o, name in zip(solver_options, stages, strict=True))
 
 
-def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSettings()) -> CurveFit:
-    """MAP fit of ``model`` to every galaxy of ``cat`` (already cut) with the likelihood of ``settings``.
-
-    ``settings.solver="auto"`` picks L-BFGS polished by the block Levenberg-Marquardt while its Jacobian fits
-    (:data:`LM_MAX_RESIDUALS`), L-BFGS alone beyond; "block_lm", "lm" (dense), "lbfgs", "adam" and chains such as
-    "adam+lbfgs" can be asked for. Raises ``FloatingPointError`` naming the galaxy and parameter when no start gives
-    a finite objective.
-    """
-    model = get_model(model)
-    opts = settings.likelihood
-    t0 = time.perf_counter()
-    data = prepare(curve_data(cat, opts.recipe), opts)
-    solver = choose_solver(model, data, opts) if settings.solver == "auto" else settings.solver
-    z0 = starts(model, data, opts, settings.n_starts, settings.seed)
-    res = solve_joint(model, opts, solver, stage_options(solver, settings.solver_options), z0, data)
+def _first_finite(model, z0, res, data, opts) -> int:
+    """The start with the lowest finite objective; raises (naming galaxies and parameters) when there is none."""
     loss = np.asarray(res.loss)
     loss = np.where(np.isfinite(loss), loss, np.inf)
     if not np.isfinite(loss).any():
@@ -171,17 +167,69 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         log.warning(f"{model.name}: {int(np.sum(status == Status.NONFINITE))} of {len(status)} starts hit a non-finite "
                     f"objective (the others are used); at start {j}: "
                     + "; ".join(diagnose(model, zj, data, opts) or ["finite at the start: diverged on the way"]))
-    i = int(np.argmin(loss))
-    best = jax.tree_util.tree_map(lambda a: a[i], res)
+    return int(np.argmin(loss))
+
+
+def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSettings()) -> CurveFit:
+    """MAP fit of ``model`` to every galaxy of ``cat`` (already cut) with the likelihood of ``settings``.
+
+    The shared parameters' starts are solved side by side; at the best, every galaxy's own parameters are refitted
+    from ``settings.galaxy_starts`` starts with the shared ones fixed, each galaxy keeps its best, and the whole is
+    polished by the same solver chain. The status is decided at the solution (:mod:`~jaxcoh.curves.convergence`).
+    ``settings.solver="auto"`` picks L-BFGS polished by the block Levenberg-Marquardt while its Jacobian fits
+    (:data:`LM_MAX_RESIDUALS`), L-BFGS alone beyond (and then one start per galaxy: the per-galaxy solves are
+    Levenberg-Marquardt's); "block_lm", "lm" (dense), "lbfgs", "adam" and chains such as "adam+lbfgs" can be asked
+    for. Raises ``FloatingPointError`` naming the galaxy and parameter when no start gives a finite objective.
+    """
+    opts = settings.likelihood
+    model = likelihood_model(get_model(model), opts)
+    t0 = time.perf_counter()
+    data = prepare(curve_data(cat, opts.recipe), opts)
+    solver = choose_solver(model, data, opts) if settings.solver == "auto" else settings.solver
+    options = stage_options(solver, settings.solver_options, settings.report)
+    z0 = starts(model, data, opts, settings.n_starts, settings.seed)
+    res = solve_joint(model, opts, solver, options, z0, data)
+    best = jax.tree_util.tree_map(lambda a: a[_first_finite(model, z0, res, data, opts)], res)
+    n_iter = int(best.n_iter)
+    galaxy_info = GalaxyStarts(n_starts=1, n_multimodal=0, n_improved=0)
+    per_galaxy = bool(len(model.local) or opts.nuisance)
+    if per_galaxy and settings.galaxy_starts > 1 and "block_lm" in solver.split("+"):
+        lm = options[solver.split("+").index("block_lm")]._replace(report="galaxy starts" if settings.report else "")
+        z, galaxy_info = best_start_per_galaxy(model, opts, lm, best.z, data, settings.galaxy_starts,
+                                               settings.seed)
+        log.debug(f"{model.name}: {galaxy_info.n_improved} galaxies improved by their other starts, "
+                  f"{galaxy_info.n_multimodal} with starts that disagreed")
+        # The polish reuses the first solve's compiled program: the same chain over as many (identical) lanes.
+        polished = solve_joint(model, opts, solver, options,
+                               jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (z0_lanes(z0), *a.shape)), z),
+                               data)
+        best = jax.tree_util.tree_map(lambda a: a[0], polished)
+        n_iter += int(best.n_iter)
+    elif per_galaxy and settings.galaxy_starts > 1:
+        log.info(f"{model.name}: one start per galaxy (the per-galaxy starts need the block Levenberg-Marquardt, "
+                 f"not in the solver chain {solver!r})")
+    convergence, n_params = assess(model, best.z, data, opts, float(best.change))
+    status = Status(int(best.status))
+    if status != Status.NONFINITE:
+        status = Status.CONVERGED if convergence.converged else (
+            Status.MAX_ITER if status == Status.MAX_ITER else Status.STALLED)
     ev = jax.jit(evaluate, static_argnums=(0, 3))(model, best.z, data, opts)
     jax.block_until_ready(ev)
     wall = time.perf_counter() - t0
     err, per_galaxy_err = (curve_errors(model, best.z, data, opts) if settings.errors else (None, {}))
-    return assemble(model, cat, data, opts, best, ev, err, per_galaxy_err, n_starts=int(loss.size), wall_s=wall)
+    return assemble(model, cat, data, opts, best._replace(n_iter=n_iter, status=int(status)), ev, err,
+                    per_galaxy_err, n_starts=int(np.asarray(res.loss).size), wall_s=wall, n_params=n_params,
+                    convergence=convergence, galaxy_starts=galaxy_info)
+
+
+def z0_lanes(z0: dict) -> int:
+    """The number of starts (lanes) of a batch of starts."""
+    return next(iter(jax.tree_util.tree_leaves(z0))).shape[0]
 
 
 def assemble(model: CurveModel, cat: Catalog, data: CurveData, opts: Likelihood, best: SolverResult, ev: Evaluation,
-             errors, per_galaxy_stderr: dict, *, n_starts: int, wall_s: float) -> CurveFit:
+             errors, per_galaxy_stderr: dict, *, n_starts: int, wall_s: float, n_params: int,
+             convergence: Convergence, galaxy_starts: GalaxyStarts | None) -> CurveFit:
     """The :class:`CurveFit` of the solution ``best`` (host-side summaries of the evaluation ``ev`` at it)."""
     shared, local, nu = split(model, best.z, data, opts)
     mask = np.asarray(cat.mask)
@@ -208,7 +256,7 @@ def assemble(model: CurveModel, cat: Catalog, data: CurveData, opts: Likelihood,
         chi2=float(np.sum(np.asarray(ev.chi2)[galaxies])),
         n_points=int(mask.sum()),
         n_galaxies=n_gal,
-        n_params=len(model.shared) + n_gal * (len(model.local) + (len(NUISANCE) if opts.nuisance else 0)),
+        n_params=n_params,
         per_galaxy_chi2=np.asarray(ev.chi2),
         per_galaxy_rms=np.sqrt(np.where(mask, resid**2, 0).sum(axis=1) / np.maximum(n_pts, 1)),
         per_galaxy_points=n_pts,
@@ -216,4 +264,6 @@ def assemble(model: CurveModel, cat: Catalog, data: CurveData, opts: Likelihood,
         likelihood=opts,
         description=model.description,
         evaluation=Evaluation(*(np.asarray(a) for a in ev)),
+        convergence=convergence,
+        galaxy_starts=galaxy_starts,
     )

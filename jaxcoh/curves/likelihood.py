@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -20,9 +21,10 @@ from jax import Array
 
 from ..catalog import Catalog
 from ..numerics import safe_sqrt
+from ..parameters import Parameter, ParameterSpec
 from ..properties import galaxy_properties
 from .inputs import CurveInputs, acceleration_ratio_dex, curve_inputs, model_speed
-from .models import CurveModel
+from .models import CurveModel, extended
 from .nuisance import NUISANCE, Nuisance, apply_nuisance, nuisance_prior_residuals, table_nuisance
 
 LOSSES = ("chi2", "student_t", "huber")
@@ -37,6 +39,24 @@ class Likelihood(NamedTuple):
     recipe: str = "sparc"
     student_nu: float = 4.0
     huber_delta: float = 1.345
+    intrinsic_scatter: bool = False  # a shared sigma_int [dex]: log-normal scatter of V_obs^2 about V_model^2
+
+
+# The intrinsic scatter: log-normal, of V_obs^2 about V_model^2 (so of g_obs about g_model at fixed g_bar, R cancels),
+# sigma_int dex. To first order a scatter of V^2 by sigma_int dex scatters V by ln(10) sigma_int / 2 of itself, added
+# in quadrature to the point's measurement error: sigma^2 = e^2 + (ln(10) sigma_int |V_model| / 2)^2. The Gaussian
+# likelihood's normalisation then depends on the parameters: -ln L = sum (V_obs - V_model)^2 / (2 sigma^2) + ln sigma
+# + const, and ln(sigma / e) = ln(1 + s^2/e^2) / 2 is written as the residual sqrt(ln(1 + s^2/e^2)) (e is fixed, so
+# ln e is a constant), keeping the objective a sum of squares.
+INTRINSIC_SCATTER = Parameter("sigma_int", 0.05, 1e-4, 1.0, scale="log", unit="dex",
+                              description="intrinsic scatter of g_obs about g_model at fixed g_bar")
+LN10 = math.log(10.0)
+SCATTER_SPEC = ParameterSpec([INTRINSIC_SCATTER])
+
+
+def likelihood_model(model: CurveModel, opts: Likelihood) -> CurveModel:
+    """The model as the likelihood fits it: with the shared ``sigma_int`` when ``opts.intrinsic_scatter``."""
+    return extended(model, SCATTER_SPEC) if opts.intrinsic_scatter else model
 
 
 @jax.tree_util.register_dataclass
@@ -103,7 +123,8 @@ class Evaluation(NamedTuple):
     mask: Array
     chi2: Array  # [g]
     objective_terms: Array  # [g] rho summed plus every prior term of the galaxy
-    prior_residuals: Array  # [g, k] model and nuisance prior terms (0 for masked galaxies)
+    prior_residuals: Array  # [g, k] model and nuisance prior terms, then (with intrinsic scatter) the normalisation
+    # terms sqrt(ln(1 + s^2/e^2)) of every point; 0 for masked galaxies and points
     log_ratio: Array  # log10(g_obs / g_model)
     rar_valid: Array
 
@@ -162,8 +183,13 @@ def evaluate(model: CurveModel, z: dict, data: CurveData, opts: Likelihood) -> E
     galaxies = cat.galaxy_mask
     V2 = jnp.where(mask, model.speed2(shared, local, x), 1.0)
     V_model = model_speed(V2)
-    r = jnp.where(mask, (d.V_obs - V_model) * d.inv_err, 0.0)
-    priors = [jnp.zeros((cat.n_galaxies, 0), r.dtype)]
+    inv_err = d.inv_err
+    priors = [jnp.zeros(mask.shape[:1] + (0,), V2.dtype)]
+    if opts.intrinsic_scatter:
+        q = jnp.where(mask, (0.5 * LN10 * shared["sigma_int"] * jnp.abs(V_model) * inv_err) ** 2, 0.0)  # (s/e)^2
+        inv_err = inv_err * jax.lax.rsqrt(1.0 + q)
+        priors.append(jnp.where(mask, safe_sqrt(jnp.log1p(q)), 0.0))
+    r = jnp.where(mask, (d.V_obs - V_model) * inv_err, 0.0)
     if model.prior_residuals is not None:
         priors.append(model.prior_residuals(shared, local, x))
     if opts.nuisance:
@@ -171,7 +197,7 @@ def evaluate(model: CurveModel, z: dict, data: CurveData, opts: Likelihood) -> E
     prior = jnp.where(galaxies[:, None], jnp.concatenate(priors, axis=1), 0.0)
     rho = jnp.sum(jnp.where(mask, robust_rho(r, opts), 0.0), axis=1)
     log_ratio, valid = acceleration_ratio_dex(d.V_obs, V2, mask)
-    return Evaluation(r, d.V_obs, 1.0 / d.inv_err, V_model, x.V_bar2, x.R, mask,
+    return Evaluation(r, d.V_obs, 1.0 / inv_err, V_model, x.V_bar2, x.R, mask,
                       chi2=jnp.sum(r**2, axis=1),
                       objective_terms=jnp.where(galaxies, rho + 0.5 * jnp.sum(prior**2, axis=1), 0.0),
                       prior_residuals=prior, log_ratio=log_ratio, rar_valid=valid)

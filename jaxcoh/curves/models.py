@@ -21,6 +21,7 @@ The built-in models are in :mod:`~jaxcoh.curves.baselines` and :mod:`~jaxcoh.cur
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 
 import jax.numpy as jnp
@@ -53,6 +54,15 @@ MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
 register_model = MODELS.register
 get_model = MODELS.get
 list_models = MODELS.names
+
+
+@functools.cache  # one object per (model, extension): models are static arguments, hashed by identity
+def extended(model: CurveModel, extra: ParameterSpec) -> CurveModel:
+    """``model`` with the shared parameters ``extra`` appended (for the likelihood, not the model: the intrinsic
+    scatter); its predictions are the model's."""
+    if set(extra.names) & set(model.shared.names):
+        return model
+    return dataclasses.replace(model, shared=ParameterSpec([*model.shared, *extra]))
 
 
 def fix_parameters(model: str | CurveModel, **values: float) -> CurveModel:

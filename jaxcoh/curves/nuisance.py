@@ -31,7 +31,8 @@ NUISANCE = ParameterSpec([
               description="stellar mass-to-light ratio of the disk at 3.6 micron"),
     Parameter("upsilon_bulge", UPSILON_BULGE, 0.0, math.inf, scale="log", unit="Msun/Lsun", per_galaxy=True,
               description="stellar mass-to-light ratio of the bulge at 3.6 micron"),
-    Parameter("distance", 10.0, 0.0, math.inf, scale="log", unit="Mpc", per_galaxy=True, description="distance"),
+    Parameter("distance", 10.0, 0.0, math.inf, scale="log", unit="Mpc", per_galaxy=True, prior_scale="linear",
+              description="distance (its prior is Gaussian in D)"),
     Parameter("inclination", 60.0, *INCLINATION_RANGE, unit="deg", per_galaxy=True, description="inclination"),
 ])
 
@@ -92,3 +93,25 @@ def apply_nuisance(cat: Catalog, nu: Nuisance) -> Catalog:
         V_flat=cat.V_flat * s,
         e_V_flat=cat.e_V_flat * s,
     )
+
+
+def nuisance_at_scores(name: str, score: Array, cat: Catalog) -> Array:
+    """The value of nuisance parameter ``name`` at ``score`` prior standard deviations from its prior's centre, per
+    galaxy (``score`` broadcasts against ``[g]``): the starts of multi-start fits, spread in units of each galaxy's
+    own priors (``score`` ``[..., 1]`` or ``[..., g]``, the result ``[..., g]``). Distances stay positive and
+    inclinations inside :data:`INCLINATION_RANGE`."""
+    score = jnp.asarray(score)
+
+    def galaxies(a):  # [g] aligned with the last axis of score
+        return jnp.reshape(a, (1,) * max(score.ndim - 1, 0) + a.shape)
+
+    if name in ("upsilon_disk", "upsilon_bulge"):
+        centre = UPSILON_DISK if name == "upsilon_disk" else UPSILON_BULGE
+        return centre * 10.0 ** (UPSILON_SCATTER_DEX * score) * galaxies(jnp.ones_like(cat.distance))
+    if name == "distance":
+        D = galaxies(cat.distance)
+        return jnp.maximum(D + galaxies(cat.e_distance) * score, 0.1 * D)
+    if name == "inclination":
+        lo, hi = INCLINATION_RANGE
+        return jnp.clip(galaxies(cat.inclination) + galaxies(cat.e_inclination) * score, lo + 0.5, hi - 0.5)
+    raise KeyError(f"no nuisance parameter {name!r}; have {NUISANCE.names}")

@@ -8,6 +8,8 @@ import math
 import numpy as np
 
 from ..fitresult import FitResult
+from .convergence import Convergence
+from .galaxy_starts import GalaxyStarts
 from .likelihood import Evaluation, Likelihood
 
 
@@ -32,6 +34,8 @@ class CurveFit(FitResult):
     likelihood: Likelihood
     description: str = ""
     evaluation: Evaluation | None = None  # the model on every point at the fit (numpy arrays)
+    convergence: Convergence | None = None  # the stationarity test behind `status`
+    galaxy_starts: GalaxyStarts | None = None  # what several starts per galaxy found
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -41,8 +45,13 @@ class CurveFit(FitResult):
     def dof(self) -> int:
         return self.n_points - self.n_params
 
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "convergence": self.convergence.to_dict() if self.convergence else None,
+                "galaxy_starts": self.galaxy_starts.to_dict() if self.galaxy_starts else None}
+
     def statistics(self) -> dict:
-        """chi^2, dof, chi^2/nu, AIC, BIC (k counts every fitted parameter, nuisance included)."""
+        """chi^2, dof, chi^2/nu, AIC, BIC (k counts every fitted parameter that touches the data, nuisance
+        included)."""
         k, n = self.n_params, self.n_points
         return {"chi2": self.chi2, "dof": self.dof, "chi2_nu": self.chi2 / max(self.dof, 1),
                 "aic": self.chi2 + 2 * k, "bic": self.chi2 + k * math.log(n), "n_params": k}

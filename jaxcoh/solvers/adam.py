@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 import optax.tree_utils as otu
 
-from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf
+from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf, report_iteration
 
 
 
@@ -36,6 +36,7 @@ def adam(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
         z = optax.apply_updates(z, updates)
         i = i + 1
         gnorm = otu.tree_norm(grad)
+        report_iteration(options, i, loss, gnorm)
         status = jnp.select(
             [~jnp.isfinite(loss), gnorm <= options.gtol * (1 + jnp.abs(loss)), i >= options.max_iter],
             [Status.NONFINITE, Status.CONVERGED, Status.MAX_ITER],
@@ -49,4 +50,6 @@ def adam(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
     loss, grad = vg(best_z)
     # A non-finite loss after a finite best is a divergence Adam recovered from: report the best iterate.
     status = jnp.where((status == Status.NONFINITE) & jnp.isfinite(best_loss), Status.MAX_ITER, status)
-    return SolverResult(best_z, finite_or_inf(loss), otu.tree_norm(grad), i, status.astype(jnp.int32))
+    # Adam's iterates are not monotone and only the best is kept: no window of its losses describes convergence
+    return SolverResult(best_z, finite_or_inf(loss), otu.tree_norm(grad), i, status.astype(jnp.int32),
+                        jnp.full_like(loss, jnp.nan))

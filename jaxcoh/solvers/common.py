@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array
+
+from .. import progress
 
 
 class Status(enum.IntEnum):
@@ -19,6 +23,7 @@ class Status(enum.IntEnum):
 
 
 RUNNING = -1  # status of a solve still in its loop
+CHANGE_WINDOW = 10  # iterations over which SolverResult.change measures the objective's relative decrease
 
 
 class SolverResult(NamedTuple):
@@ -29,6 +34,7 @@ class SolverResult(NamedTuple):
     grad_norm: Array  # l2 norm of the objective's gradient at z
     n_iter: Array  # int
     status: Array  # int, a Status
+    change: Array  # relative decrease of the loss over its last iterations (see relative_change)
 
     @property
     def converged(self) -> Array:
@@ -43,7 +49,32 @@ class SolverOptions(NamedTuple):
     gtol: float = 1e-9
     learning_rate: float = 0.05  # Adam only
     memory_size: int = 10  # L-BFGS only
+    report: str = ""  # a stage name: report every iteration to jaxcoh.progress under it ("" : silent)
+
+
+def report_iteration(options: SolverOptions, i: Array, loss: Array, grad_norm: Array) -> None:
+    """Inside a solver loop: hands the iteration's figures to :func:`jaxcoh.progress.report` when asked to."""
+    if options.report:
+        jax.debug.callback(functools.partial(progress.report, options.report), i, loss, grad_norm)
 
 
 def finite_or_inf(x: Array) -> Array:
     return jnp.where(jnp.isfinite(x), x, jnp.inf)
+
+
+def loss_history(loss0: Array) -> Array:
+    """The loss after each of the last :data:`CHANGE_WINDOW` iterations ``[W + 1]``, oldest first (the last entry is
+    the current loss), before any iteration."""
+    return jnp.full((CHANGE_WINDOW + 1,), finite_or_inf(loss0))
+
+
+def push_loss(history: Array, loss: Array) -> Array:
+    return jnp.concatenate([history[1:], finite_or_inf(loss)[None]])
+
+
+def relative_change(history: Array, loss: Array, n_iter: Array) -> Array:
+    """How much the loss fell over its last ``min(CHANGE_WINDOW, ceil(n_iter / 2))`` iterations, relative to its size
+    (floored at 1: objectives near 0). Half the run at most, so that a short solve is judged by how it ended, not by
+    its first steps."""
+    back = jnp.clip((n_iter + 1) // 2, 1, CHANGE_WINDOW)
+    return (history[CHANGE_WINDOW - back] - loss) / jnp.maximum(jnp.abs(loss), 1.0)

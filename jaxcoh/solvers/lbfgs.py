@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import optax
 import optax.tree_utils as otu
 
-from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf
+from .common import (RUNNING, SolverOptions, SolverResult, Status, finite_or_inf, loss_history, push_loss,
+                     relative_change, report_iteration)
 
 
 
@@ -29,7 +30,7 @@ def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
     value_and_grad = optax.value_and_grad_from_state(fun)
 
     def body(carry):
-        z, state, loss_prev, i, _ = carry
+        z, state, loss_prev, i, history, _ = carry
         value, grad = value_and_grad(z, state=state)
         updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=fun)
         z = optax.apply_updates(z, updates)
@@ -37,18 +38,19 @@ def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
         gnorm = otu.tree_norm(otu.tree_get(state, "grad"))
         rel = jnp.abs(loss_prev - loss) / jnp.maximum(jnp.abs(loss), 1.0)
         i = i + 1
+        report_iteration(options, i, loss, gnorm)
         status = jnp.select(
             [~jnp.isfinite(loss), (gnorm <= options.gtol * (1 + jnp.abs(loss))) | (rel <= options.ftol),
              i >= options.max_iter],
             [Status.NONFINITE, Status.CONVERGED, Status.MAX_ITER],
             RUNNING,
         ).astype(jnp.int32)
-        return z, state, loss, i, status
+        return z, state, loss, i, push_loss(history, loss), status
 
     loss0 = fun(z0)
-    init = (z0, opt.init(z0), finite_or_inf(loss0), jnp.asarray(0, jnp.int32),
+    init = (z0, opt.init(z0), finite_or_inf(loss0), jnp.asarray(0, jnp.int32), loss_history(loss0),
             jnp.where(jnp.isfinite(loss0), RUNNING, Status.NONFINITE).astype(jnp.int32))
-    z, state, loss, i, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+    z, state, loss, i, history, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
     # The state's value and gradient belong to the iterate before the last update: evaluate at z itself.
     loss, grad = jax.value_and_grad(fun)(z)
-    return SolverResult(z, loss, otu.tree_norm(grad), i, status)
+    return SolverResult(z, loss, otu.tree_norm(grad), i, status, relative_change(history, finite_or_inf(loss), i))

@@ -1,0 +1,130 @@
+"""Whether a rotation-curve fit has converged, decided at its solution rather than by the solver's own stopping rule,
+and which fitted parameters touch the data (what the degrees of freedom count).
+
+A fit is converged when it is stationary and no longer moving:
+
+- the projected gradient: the gradient of the objective, with the components of parameters at a bound that push
+  outward set to zero (there the bound, not the data, holds the parameter: KKT stationarity), is small in every
+  coordinate in units of that coordinate's standard error: ``|g_i| / sqrt(H_ii) <= STATIONARITY_TOL``, with ``H`` the
+  Gauss-Newton diagonal. This is the largest Newton step along one coordinate, in standard errors: 0.01 means the
+  optimum is within a hundredth of an error bar in every parameter, whatever their units;
+- the objective's relative change over the solver's last iterations (:data:`jaxcoh.solvers.common.CHANGE_WINDOW`) is
+  below ``CHANGE_TOL``.
+
+Both figures are reported. A parameter "touches the data" when changing it changes some point's residual (a galaxy
+without a bulge does not see its Upsilon_bul, which only its prior holds).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ..solvers.arrowhead import kind_jvps
+from .galaxy_starts import per_galaxy_groups
+from .likelihood import CurveData, Likelihood, residuals
+from .models import CurveModel
+
+STATIONARITY_TOL = 1e-2  # the largest Newton step along one coordinate, in its standard errors
+CHANGE_TOL = 1e-7  # relative change of the objective over the solver's last iterations (a crawl shows here)
+BOUND_U = 1e-6  # a bounded parameter within this fraction of its range from a bound is at the bound
+
+
+class Convergence(NamedTuple):
+    """The stationarity test of a fit's solution (host floats)."""
+
+    max_step_in_stderr: float  # max_i |g_i| / sqrt(H_ii) over the projected gradient
+    projected_gradient_norm: float  # 2-norm of the projected gradient in the solver's coordinates
+    relative_change: float  # of the objective over the last iterations
+    converged: bool
+
+    def to_dict(self) -> dict:
+        return {**self._asdict(), "stationarity_tol": STATIONARITY_TOL, "change_tol": CHANGE_TOL}
+
+
+def _pack(model: CurveModel, opts: Likelihood, z: dict, n_galaxies: int, dtype) -> tuple[Array, Array]:
+    """``(s [ks], L [g, kl])``: the shared and the per-galaxy coordinates of ``z``, kind by kind."""
+    s = jnp.stack([z["shared"][k] for k in model.shared.names]) if len(model.shared) else jnp.zeros((0,), dtype)
+    groups = per_galaxy_groups(model, opts)
+    L = (jnp.stack([z[grp][p.name] for grp, p in groups], axis=1) if groups
+         else jnp.zeros((n_galaxies, 0), dtype))
+    return s, L
+
+
+def _unpack(model: CurveModel, opts: Likelihood, s: Array, L: Array) -> dict:
+    z = {"shared": {k: s[i] for i, k in enumerate(model.shared.names)}, "local": {}}
+    if opts.nuisance:
+        z["nuisance"] = {}
+    for c, (grp, p) in enumerate(per_galaxy_groups(model, opts)):
+        z[grp][p.name] = L[:, c]
+    return z
+
+
+def _bounded(params) -> Array:
+    return jnp.asarray([p.bounded for p in params], bool)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "opts"))
+def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
+    """``(max step in standard errors, projected gradient norm, shared touch [ks], per-galaxy touch [g, kl])``."""
+    s, L = _pack(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
+    n = data.cat.n_max  # the first n residual columns are the points, the rest are prior terms
+
+    def res(ss, LL):
+        return residuals(_unpack(model, opts, ss, LL), model, data, opts)
+
+    def moved(x0):  # another value of every coordinate, well inside any bounds (a saturated one would not move)
+        return jnp.where(jnp.abs(x0 - 0.3) > 0.1, 0.3, -0.3)
+
+    # The Jacobians at the solution and at a moved point in one batched call (one copy of the model in the program):
+    # a coordinate touches the data where its column is non-zero on a point's residual at the moved point, where no
+    # bound saturates the bijection.
+    r, (J_s, J_l) = jax.vmap(lambda ss, LL: (res(ss, LL), kind_jvps(res, ss, LL)))(
+        jnp.stack([s, moved(s)]), jnp.stack([L, moved(L)]))
+    r = r[0]
+    touch_s = (jnp.any(J_s[1, :, :n] != 0, axis=(0, 1)) if J_s is not None else jnp.zeros((0,), bool))
+    touch_l = (jnp.any(J_l[1, :, :n] != 0, axis=1) if J_l is not None else jnp.zeros((L.shape[0], 0), bool))
+    J_s = J_s[0] if J_s is not None else None
+    J_l = J_l[0] if J_l is not None else None
+    dt = r.dtype
+    grads, diags, uncons, bounded = [], [], [], []
+    if J_s is not None:  # objective = sum(r^2)/2: gradient J^T r, Gauss-Newton Hessian J^T J
+        grads.append(jnp.einsum("gmi,gm->i", J_s, r))
+        diags.append(jnp.einsum("gmi,gmi->i", J_s, J_s))
+        uncons.append(s)
+        bounded.append(_bounded(model.shared))
+    if J_l is not None:
+        active = data.cat.galaxy_mask[:, None]
+        grads.append(jnp.where(active, jnp.einsum("gmi,gm->gi", J_l, r), 0.0).ravel())
+        diags.append(jnp.einsum("gmi,gmi->gi", J_l, J_l).ravel())
+        uncons.append(L.ravel())
+        kinds = [p for _, p in per_galaxy_groups(model, opts)]
+        bounded.append(jnp.broadcast_to(_bounded(kinds), L.shape).ravel())
+    if not grads:
+        return jnp.zeros((), dt), jnp.zeros((), dt), touch_s, touch_l
+    g, h, x, b = (jnp.concatenate(a) for a in (grads, diags, uncons, bounded))
+    # The bijection of a bounded parameter is sigmoid(z) over its range: at u ~ 0 it is at the lower bound, where a
+    # positive gradient (the objective falls toward the bound) is the bound's to hold, not the data's.
+    u = jax.nn.sigmoid(x)
+    outward = b & (((u <= BOUND_U) & (g > 0)) | ((u >= 1 - BOUND_U) & (g < 0)))
+    g = jnp.where(outward, 0.0, g)
+    step = jnp.where(h > 0, jnp.abs(g) / jnp.sqrt(jnp.where(h > 0, h, 1.0)), jnp.where(g != 0, jnp.inf, 0.0))
+    return jnp.max(step), jnp.sqrt(jnp.sum(g**2)), touch_s, touch_l
+
+
+def assess(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, relative_change: float
+           ) -> tuple[Convergence, int]:
+    """The :class:`Convergence` of the solution ``z`` (given the solver's last relative change) and the number of
+    fitted parameters that touch the data."""
+    step, gnorm, touch_s, touch_l = jax.device_get(stationarity(model, z, data, opts))
+    active = np.asarray(data.cat.galaxy_mask)
+    n_params = int(np.sum(touch_s)) + int(np.sum(np.asarray(touch_l)[active]))
+    change = float(relative_change)
+    ok = bool(np.isfinite(step) and step <= STATIONARITY_TOL and math.isfinite(change) and abs(change) <= CHANGE_TOL)
+    return Convergence(float(step), float(gnorm), change, ok), n_params

@@ -1,0 +1,102 @@
+"""Several starts per galaxy: the per-galaxy problems of a joint fit are independent once the shared parameters are
+fixed, and each can be multimodal (a halo's low- and high-concentration solutions, degenerate with Upsilon and D).
+
+From the joint fit's solution, every galaxy's own and nuisance parameters are refitted from ``K`` starts (the
+solution itself, then a Sobol design: model parameters over their start ranges, nuisance values over +-3 prior
+standard deviations of each galaxy's own priors) with the shared parameters held fixed; each galaxy keeps its best
+start. The ``K`` solves are a ``lax.map`` of the separable block Levenberg-Marquardt (every galaxy with its own
+damping), so memory is that of one solve. Measured on SPARC with the standard cuts, one start left NFW's UGC02916 at
+objective 211.24 instead of 151.80 (Upsilon_disk 1.14, D 91.7 Mpc, c200 at its bound), which flipped the models'
+ranking by BIC.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..solvers import SolverOptions, solve
+from .likelihood import CurveData, Likelihood, evaluate, residuals
+from .models import CurveModel
+from .nuisance import NUISANCE, nuisance_at_scores
+
+SPREAD_SIGMA = 3.0  # nuisance starts span +-3 standard deviations of each galaxy's priors
+DISAGREE_ABS = 1e-2  # objective (chi^2 / 2) by which two starts' optima must differ to count as different modes
+
+
+class GalaxyStarts(NamedTuple):
+    """What the starts per galaxy found: how many galaxies had starts that ended in different optima, and for how
+    many a start beat the joint fit's own solution."""
+
+    n_starts: int
+    n_multimodal: int
+    n_improved: int
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+def per_galaxy_groups(model: CurveModel, opts: Likelihood) -> list[tuple[str, object]]:
+    """``(group, Parameter)`` of every per-galaxy parameter of a joint fit, in the order of ``z``."""
+    return [("local", p) for p in model.local] + ([("nuisance", p) for p in NUISANCE] if opts.nuisance else [])
+
+
+def start_design(model: CurveModel, data: CurveData, opts: Likelihood, n: int, seed: int) -> dict:
+    """``n`` starts of every galaxy's own parameters, unconstrained ``{group: {name: [n, g]}}``."""
+    from scipy.stats import qmc  # host-side design generation only
+
+    kinds = per_galaxy_groups(model, opts)
+    cat = data.cat
+    u = qmc.Sobol(len(kinds), scramble=True, seed=seed).random_base2(max(0, math.ceil(math.log2(n))))[:n]
+    out: dict = {"local": {}, **({"nuisance": {}} if opts.nuisance else {})}  # the layout of z
+    for j, (group, p) in enumerate(kinds):
+        uj = jnp.asarray(u[:, j], cat.dtype)[:, None]  # the same design point for every galaxy, in its own units
+        if group == "local":
+            values = p.start_value(uj) * jnp.ones((1, cat.n_galaxies), cat.dtype)
+        else:
+            values = nuisance_at_scores(p.name, SPREAD_SIGMA * (2 * uj - 1), cat)
+        out[group][p.name] = p.to_unconstrained(values.astype(cat.dtype))
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("model", "opts", "options"))
+def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
+                      data: CurveData):
+    """Every galaxy's own parameters refitted from each start of ``starts`` (``{group: {name: [K, g]}}``) with the
+    shared parameters fixed at ``shared_z``. Returns the solutions ``[K, g]``, each galaxy's objective terms
+    ``[K, g]`` and the solves' statuses ``[K]``."""
+
+    def one(local):
+        res = solve("block_lm", {"shared": {}, "local": local}, data, options=options,
+                    residual_fn=lambda zz, d: residuals({"shared": shared_z, **zz["local"]}, model, d, opts))
+        terms = evaluate(model, {"shared": shared_z, **res.z["local"]}, data, opts).objective_terms
+        return res.z["local"], terms, res.status
+
+    return jax.lax.map(one, starts)
+
+
+def best_start_per_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, z: dict, data: CurveData,
+                          n_starts: int, seed: int) -> tuple[dict, GalaxyStarts]:
+    """``z`` with every galaxy's own parameters at the best of ``n_starts`` starts (the first is ``z`` itself)."""
+    own = {k: v for k, v in z.items() if k != "shared"}
+    design = start_design(model, data, opts, n_starts - 1, seed)
+    starts = jax.tree_util.tree_map(lambda a, d: jnp.concatenate([a[None], d]), own, design)
+    solutions, terms, _ = solve_each_galaxy(model, opts, options, z["shared"], starts, data)
+    terms = np.asarray(terms, float)
+    terms = np.where(np.isfinite(terms), terms, np.inf)
+    best = np.argmin(terms, axis=0)  # [g]
+    galaxies = np.arange(terms.shape[1])
+    picked = jax.tree_util.tree_map(lambda a: a[jnp.asarray(best), jnp.asarray(galaxies)], solutions)
+    active = np.asarray(data.cat.galaxy_mask)
+    low = terms[best, galaxies]
+    finite = np.isfinite(terms)
+    spread = np.max(np.where(finite, terms, -np.inf), axis=0) - low
+    tol = np.maximum(DISAGREE_ABS, 1e-6 * np.abs(low))
+    info = GalaxyStarts(n_starts=n_starts, n_multimodal=int(np.sum(active & (spread > tol))),
+                        n_improved=int(np.sum(active & (terms[0] - low > tol))))
+    return {"shared": z["shared"], **picked}, info
