@@ -40,6 +40,9 @@ from .catalog import GALAXY_FIELDS, Catalog, GalaxyNames
 from .coherence import Hyperparameters, burr_xii_window, roughness
 from .config import canonical_dtype, default_dtype
 from .constants import G_NEWTON, HELIUM_FACTOR, UPSILON_BULGE, UPSILON_DISK
+from .curves.inputs import curve_inputs
+from .curves.models import CurveModel
+from .curves.models import get_model as get_curve_model
 from .fmissing.models import ModelInputs, get_model
 from .numerics import safe_sqrt
 from .properties import FLAT_POINTS, SIGMA_FRACTION
@@ -66,12 +69,15 @@ class MockTruth:
     upsilon_bulge: np.ndarray
     distance: np.ndarray  # Mpc, true
     inclination: np.ndarray  # degrees, true
-    A_gal: np.ndarray  # the kernel amplitude of each galaxy
-    F_true: np.ndarray  # the model's F for each galaxy
+    A_gal: np.ndarray  # the kernel amplitude of each galaxy (NaN for a curve model's truth)
+    F_true: np.ndarray  # the model's F for each galaxy (NaN for a curve model's truth)
+    local: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a curve model's per-galaxy truth
+    scatter_dex: float = 0.0  # intrinsic log-normal scatter of V^2 about the model
 
     def summary(self) -> dict:
         return {"kernel": self.kernel, "model": self.model, "params": dict(self.params),
-                "hyper": {k: float(v) for k, v in self.hyper._asdict().items()}, "recipe": self.recipe}
+                "hyper": {k: float(v) for k, v in self.hyper._asdict().items()}, "recipe": self.recipe,
+                "scatter_dex": self.scatter_dex}
 
 
 def _disk_speed2(mass: np.ndarray, scale: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -175,6 +181,67 @@ def _chunk(seed: int, k: int, n_max: int, min_points: int, nuisance: bool, noise
         i_obs = np.clip(b["inclination"] + e_i * rng.standard_normal(CHUNK), 15.0, 89.0)
     else:
         D_obs, i_obs = b["distance"], b["inclination"]
+    arrays = _observe(rng, b, V_true, v_flat, D_obs, i_obs, e_D_frac, e_i, noise)
+    truth = dict(upsilon_disk=b["ud"], upsilon_bulge=b["ub"], distance=b["distance"], inclination=b["inclination"],
+                 A_gal=A_gal, F_true=F)
+    return arrays, truth
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _model_speed2(model: CurveModel, shared, local, cat: Catalog, upsilon_disk, upsilon_bulge):
+    """``V^2 [g, n]`` of a curve model on a true-frame catalog with the ``sparc`` recipe (JAX, jitted)."""
+    refs = (jnp.asarray(SEED_SIGMA_REF, cat.dtype), jnp.asarray(SEED_R_REF, cat.dtype))
+    return model.speed2(shared, local, curve_inputs(cat, upsilon_disk, upsilon_bulge, "sparc", refs))
+
+
+def _draw_local(model: CurveModel, rng, M_b: np.ndarray, v_flat: np.ndarray) -> dict[str, np.ndarray]:
+    if model.draw_local is not None:
+        return {k: np.asarray(v, float) for k, v in model.draw_local(rng, M_b, v_flat).items()}
+    return {p.name: np.asarray(p.start_value(jnp.asarray(rng.uniform(size=M_b.shape)))) for p in model.local}
+
+
+def _chunk_model(seed: int, k: int, n_max: int, min_points: int, nuisance: bool, noise: bool, model: CurveModel,
+                 shared: dict, scatter_dex: float) -> tuple[dict, dict]:
+    """A chunk whose curves come from a curve model, with every nuisance value drawn from the fit's own priors
+    around the table's: the table's D and i are drawn first, the true ones from N(D, e_D) and N(i, e_i), Upsilon
+    log-normal around 0.5 / 0.7; the curve is made in the true frame and tabulated at the table's values."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, k, 7]))
+    b = _baryons(rng, CHUNK, n_max, min_points, nuisance)
+    e_D_frac, e_i = rng.uniform(0.05, 0.25, CHUNK), rng.uniform(2.0, 8.0, CHUNK)
+    D_table, i_table = b["distance"], b["inclination"]
+    if nuisance:
+        D_true = np.maximum(D_table * (1 + e_D_frac * rng.standard_normal(CHUNK)), 0.1 * D_table)
+        i_true = np.clip(i_table + e_i * rng.standard_normal(CHUNK), 5.0, 89.9)
+    else:
+        D_true, i_true = D_table, i_table
+    true = {**b, "distance": D_true, "inclination": i_true}
+    M_b = (b["ud"] * b["L"] + HELIUM_FACTOR * b["M_HI"]) * 1e9
+    v_flat = (M_b / BTFR_A) ** 0.25
+    local = _draw_local(model, rng, M_b, v_flat)
+    arrays = {"R": b["R"], "V_obs": np.zeros_like(b["R"]), "e_V_obs": np.ones_like(b["R"]), "V_gas": b["V_gas"],
+              "V_disk": b["V_disk"], "V_bul": b["V_bul"], "mask": b["mask"], "distance": D_true,
+              "inclination": i_true, "L36": b["L"], "M_HI": b["M_HI"], "R_disk": b["R_d"], "R_eff": 1.678 * b["R_d"]}
+    jl = {k: jnp.asarray(v) for k, v in local.items()}
+    ups = (jnp.asarray(b["ud"]), jnp.asarray(b["ub"]))
+    for _ in range(FLAT_ITERATIONS):  # V_flat consistent with the outer curve it helps to make (the unified kernel)
+        cat = Catalog.from_arrays({**arrays, "V_flat": v_flat}, names=GalaxyNames.numbered("T", CHUNK))
+        V_true = np.sqrt(np.maximum(np.asarray(_model_speed2(model, shared, jl, cat, *ups)), 0.0))
+        v_flat = _outer_median(V_true, b["mask"])
+    if scatter_dex > 0:  # log-normal in V^2: sigma_int dex
+        V_true = V_true * 10 ** (0.5 * scatter_dex * rng.standard_normal(V_true.shape))
+    out = _observe(rng, true, V_true, v_flat, D_table, i_table, e_D_frac, e_i, noise)
+    nan = np.full(CHUNK, np.nan)
+    truth = dict(upsilon_disk=b["ud"], upsilon_bulge=b["ub"], distance=D_true, inclination=i_true, A_gal=nan,
+                 F_true=nan, **{f"local:{k}": v for k, v in local.items()})
+    return out, truth
+
+
+def _observe(rng, b: dict, V_true, v_flat, D_obs, i_obs, e_D_frac, e_i, noise: bool) -> dict:
+    """The catalog an observer tabulates: true curves ``V_true`` (true frame: ``b``'s distance and inclination) seen
+    at the table's ``D_obs`` and ``i_obs``: radii with D, luminosities and masses with D^2, baryonic speeds with
+    sqrt(D), observed speeds with sin(i_true)/sin(i_obs); errors of 2-6% plus 1-3 km/s and, with ``noise``, Gaussian
+    noise of that size."""
+    mask = b["mask"]
     d = D_obs / b["distance"]
     sin_ratio = np.sin(np.radians(b["inclination"])) / np.sin(np.radians(i_obs))
     V_table = V_true * sin_ratio[:, None]
@@ -200,9 +267,7 @@ def _chunk(seed: int, k: int, n_max: int, min_points: int, nuisance: bool, noise
         distance_method=np.ones(CHUNK, np.int32),
         quality=rng.choice([1, 2, 3], size=CHUNK, p=[0.5, 0.4, 0.1]).astype(np.int32),
     )
-    truth = dict(upsilon_disk=b["ud"], upsilon_bulge=b["ub"], distance=b["distance"], inclination=b["inclination"],
-                 A_gal=A_gal, F_true=F)
-    return {**point, **table}, truth
+    return {**point, **table}
 
 
 def mock_catalog(
@@ -211,12 +276,13 @@ def mock_catalog(
     *,
     n_max: int = 64,
     min_points: int = 6,
-    kernel: str = "multiplicative",
+    kernel: str | CurveModel = "multiplicative",
     model: str = "mass_coherence",
     params: Mapping[str, float] | None = None,
     hyper: Hyperparameters = Hyperparameters(),
     nuisance: bool = True,
     noise: bool = True,
+    scatter_dex: float = 0.0,
     dtype=None,
     return_truth: bool = False,
 ) -> Catalog | tuple[Catalog, MockTruth]:
@@ -224,18 +290,26 @@ def mock_catalog(
 
     Args:
       n_max: points of the longest curve (curves have ``min_points`` to ``n_max`` points, log-uniformly).
-      kernel, model, params, hyper: the truth: ``A_gal`` composition, F_missing model and its parameters
-        (default :data:`DEFAULT_TRUTH` for mass_coherence), derivation hyperparameters.
+      kernel, model, params, hyper: the truth: ``A_gal`` composition (:data:`KERNELS`), F_missing model and its
+        parameters (default :data:`DEFAULT_TRUTH` for mass_coherence), derivation hyperparameters. Or ``kernel``
+        names any registered curve model (``"rar"``, ``"nfw"``, a halo profile, ...): the curves are that model's,
+        ``params`` its shared parameters (default: their declared initial values, e.g. g_dagger = 1.2e-10), each
+        galaxy's own drawn by the model's ``draw_local`` (or over its start ranges), and every nuisance value drawn
+        from the fit's own priors (see :func:`_chunk_model`); the truth has the per-galaxy values in ``local``.
+      scatter_dex: intrinsic log-normal scatter of V^2 about the model, in dex (curve-model truths).
       nuisance: scatter Upsilon around 0.5 / 0.7 and report distance and inclination off the truth.
       noise: add Gaussian noise of the quoted errors to the observed speeds.
       return_truth: also return the :class:`MockTruth`.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if n_galaxies < 1:
         raise ValueError(f"n_galaxies must be positive, got {n_galaxies}")
     if not 1 <= min_points <= n_max:
         raise ValueError(f"need 1 <= min_points <= n_max, got {min_points}, {n_max}")
+    if kernel not in KERNELS:
+        return _mock_from_curve_model(n_galaxies, seed, n_max, min_points, get_curve_model(kernel), params, nuisance,
+                                      noise, scatter_dex, dtype, return_truth)
+    if scatter_dex:
+        raise ValueError("scatter_dex is for truths from a curve model (kernel=<curve model name>)")
     m = get_model(model)
     if params is None:
         if m.name != "mass_coherence":
@@ -249,12 +323,40 @@ def mock_catalog(
     gen = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
     p = {k: jnp.asarray(v, gen) for k, v in params.items()}
     h = Hyperparameters(*hyper).astype(gen)
-    n_chunks = -(-n_galaxies // CHUNK)
+    chunks = (_chunk(seed, k, n_max, min_points, nuisance, noise, m, kernel, p, h)
+              for k in range(-(-n_galaxies // CHUNK)))
+    cat, t = _assemble(chunks, n_galaxies, dt, f"mock(n={n_galaxies}, seed={seed}, kernel={kernel}, model={m.name})")
+    if not return_truth:
+        return cat
+    return cat, MockTruth(kernel=kernel, model=m.name, params=dict(params), hyper=hyper, recipe="sparc", **t)
+
+
+def _mock_from_curve_model(n_galaxies, seed, n_max, min_points, model: CurveModel, params, nuisance, noise,
+                           scatter_dex, dtype, return_truth):
+    unknown = set(params or {}) - set(model.shared.names)
+    if unknown:
+        raise ValueError(f"{model.name} has no shared parameters {sorted(unknown)}; it has {model.shared.names}")
+    shared = {p.name: float((params or {}).get(p.name, p.init)) for p in model.shared}
+    dt = canonical_dtype(dtype) if dtype is not None else default_dtype()
+    gen = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
+    js = {k: jnp.asarray(v, gen) for k, v in shared.items()}
+    chunks = (_chunk_model(seed, k, n_max, min_points, nuisance, noise, model, js, scatter_dex)
+              for k in range(-(-n_galaxies // CHUNK)))
+    cat, t = _assemble(chunks, n_galaxies, dt, f"mock(n={n_galaxies}, seed={seed}, kernel={model.name}"
+                       + (f", scatter={scatter_dex} dex)" if scatter_dex else ")"))
+    if not return_truth:
+        return cat
+    local = {k.partition(":")[2]: t.pop(k) for k in list(t) if k.startswith("local:")}
+    return cat, MockTruth(kernel=model.name, model=model.name, params=shared, hyper=Hyperparameters(), recipe="sparc",
+                          local=local, scatter_dex=float(scatter_dex), **t)
+
+
+def _assemble(chunks, n_galaxies: int, dt, source: str) -> tuple[Catalog, dict[str, np.ndarray]]:
+    """The catalog of the first ``n_galaxies`` of the chunks' galaxies, and the truths' arrays."""
     fields = [f for f in (*GALAXY_FIELDS, "R", "V_obs", "e_V_obs", "V_gas", "V_disk", "V_bul", "mask")]
     out = {f: None for f in fields}
     truth_parts: dict[str, list] = {}
-    for k in range(n_chunks):  # chunks of CHUNK galaxies, not galaxies: bounded temporaries at any size
-        arrays, truth = _chunk(seed, k, n_max, min_points, nuisance, noise, m, kernel, p, h)
+    for k, (arrays, truth) in enumerate(chunks):  # chunks of CHUNK galaxies: bounded temporaries at any size
         take = min(CHUNK, n_galaxies - k * CHUNK)
         for f in fields:
             a = arrays[f][:take]
@@ -265,8 +367,5 @@ def mock_catalog(
         for f, a in truth.items():
             truth_parts.setdefault(f, []).append(a[:take])
     cat = Catalog.from_arrays({**out, "SB_disk": None, "SB_bul": None}, names=GalaxyNames.numbered("MOCK", n_galaxies),
-                              source=f"mock(n={n_galaxies}, seed={seed}, kernel={kernel}, model={m.name})", dtype=dt)
-    if not return_truth:
-        return cat
-    t = {f: np.concatenate(v) for f, v in truth_parts.items()}
-    return cat, MockTruth(kernel=kernel, model=m.name, params=dict(params), hyper=hyper, recipe="sparc", **t)
+                              source=source, dtype=dt)
+    return cat, {f: np.concatenate(v) for f, v in truth_parts.items()}

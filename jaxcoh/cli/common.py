@@ -28,6 +28,11 @@ DATA_OPTIONS = (
     Option("mock_galaxies", 175, "galaxies in the mock catalog used when no SPARC directory is given", type="int",
            metavar="N"),
     Option("mock_seed", 0, "seed of the mock catalog", type="nonneg_int", metavar="SEED"),
+    Option("mock_kernel", "multiplicative", "the mock's truth: the coherence kernel (multiplicative, additive, "
+           "newtonian) or any curve model (its shared parameters at their declared values, e.g. rar with g_dagger "
+           "1.2e-10; nuisance drawn from the priors)", choices=lambda: mock_kernels(), metavar="KERNEL"),
+    Option("mock_scatter", 0.0, "intrinsic log-normal scatter of V^2 about a curve-model truth [dex]",
+           type="nonneg_float", metavar="DEX"),
     Option("lenient", False, "skip malformed SPARC galaxies with a warning instead of stopping", type="bool"),
 )
 PRECISION_OPTIONS = (
@@ -38,6 +43,13 @@ VERBOSITY_OPTIONS = (
     Option("quiet", False, "print only errors", type="bool", cli_only=True),
     Option("verbose", False, "print debugging detail and full tracebacks", type="bool", cli_only=True),
 )
+
+
+def mock_kernels() -> list[str]:
+    """The truths a mock can be made from: the coherence kernel's compositions, then every curve model."""
+    from ..mock import KERNELS
+
+    return [*KERNELS, *curve_model_names()]
 
 
 def curve_model_names() -> list[str]:
@@ -90,7 +102,11 @@ def load_data(values: dict, dtype):
         return cat, {"kind": "sparc", "path": str(Path(path).resolve()), "sha256": sparc_checksum(path),
                      "skipped_galaxies": skipped}
     n, seed = values["mock_galaxies"], values["mock_seed"]
-    cat = mock_catalog(n, seed=seed, dtype=dtype)
+    kernel, scatter = values.get("mock_kernel", "multiplicative"), values.get("mock_scatter", 0.0)
+    if scatter and kernel in mock_kernels()[:3]:
+        raise ConfigError(f"'mock_scatter': an intrinsic scatter needs a curve-model truth (--mock-kernel rar, nfw, "
+                          f"...), not the coherence kernel's {kernel!r}")
+    cat = mock_catalog(n, seed=seed, kernel=kernel, scatter_dex=scatter, dtype=dtype)
     log.info(f"data: no SPARC directory given (--sparc or $JAXCOH_SPARC_DIR): using jaxcoh's mock catalog "
              f"({n} galaxies, seed {seed})")
     import hashlib
@@ -98,7 +114,8 @@ def load_data(values: dict, dtype):
     import numpy as np
 
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(cat.V_obs)).tobytes()).hexdigest()
-    return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "sha256": h, "skipped_galaxies": []}
+    return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "kernel": kernel, "scatter_dex": scatter, "sha256": h,
+                 "skipped_galaxies": []}
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from ..coherence import burr_xii_window
@@ -65,6 +66,14 @@ def m200_from_v200(V200: Array) -> Array:
     return V200**3 / (10 * G_NEWTON * H0_KMS_KPC)
 
 
+def nfw_draw_local(rng, M_b, v_flat) -> dict:
+    """A plausible NFW halo for a mock galaxy: V200 within a factor ~1.4 of the baryonic Tully-Fisher speed, c200
+    from the concentration-mass relation with its 0.11 dex scatter (the model's own prior)."""
+    V200 = v_flat * rng.uniform(0.7, 1.4, v_flat.shape)
+    log_c = 0.905 - 0.101 * np.log10(V200**3 / (10 * G_NEWTON * H0_KMS_KPC) / (1e12 / 0.73))
+    return {"V200": V200, "c200": np.clip(10 ** (log_c + CM_SCATTER_DEX * rng.standard_normal(v_flat.shape)), 2, 60)}
+
+
 def nfw_prior_residuals(shared, local, x: CurveInputs) -> Array:
     """Log-normal concentration-mass prior, Dutton & Maccio (2014) at z = 0, h = 0.73, 0.11 dex scatter. ``[g, 1]``"""
     log_c_mean = 0.905 - 0.101 * jnp.log10(m200_from_v200(local["V200"]) / (1e12 / 0.73))
@@ -101,6 +110,6 @@ NFW = register_model(CurveModel(
     "nfw", ParameterSpec([]),
     ParameterSpec([Parameter("V200", 100.0, 5.0, 1000.0, scale="log", unit="km/s", per_galaxy=True),
                    Parameter("c200", 10.0, 1.0, 100.0, scale="log", per_galaxy=True)]),
-    nfw_speed2, prior_residuals=nfw_prior_residuals,
+    nfw_speed2, prior_residuals=nfw_prior_residuals, draw_local=nfw_draw_local,
     description="V^2 = V_bar^2 + V_NFW^2, c200 prior from Dutton & Maccio 2014",
 ))

@@ -48,6 +48,9 @@ class CurveModel:
     description: str = ""
     derived: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
     family: str = "baseline"  # "baseline", "kernel" (the coherence kernel) or "halo": what `compare` fits by default
+    # The per-galaxy truth of mock catalogs made from this model: draw_local(rng, M_b [g] Msun, v_flat [g] km/s)
+    # -> {name: [g]} (numpy, host side); None: uniform (log-uniform for scale parameters) over the start ranges.
+    draw_local: Callable[..., Mapping[str, object]] | None = None
 
 
 MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
