@@ -12,6 +12,7 @@ workflow, :mod:`jaxcoh.fmissing`, has the same shape.
 from . import baselines, unified  # noqa: F401  (their models register themselves)
 from .comparison import compare, default_models
 from .fitting import CurveSettings, fit, starts
+from .halo_catalog import halo_catalog  # noqa: F401  (and the halo models of Li et al. 2020 register themselves)
 from .inputs import CurveInputs, curve_inputs
 from .likelihood import CurveData, Evaluation, Likelihood, curve_data, evaluate, prepare, residuals
 from .models import MODELS, CurveModel, fix_parameters, get_model, list_models, register_model

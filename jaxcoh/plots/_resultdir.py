@@ -11,6 +11,9 @@ The files read, as the commands write them (extra columns and keys are ignored):
   ``sweep_heatmaps`` (grid: ``rms_rel`` mapped when present, else ``rms``), ``sweep_profile`` (profile: the values
   in ``PARAM_fixed``, else ``PARAM``; ``delta_chi2`` and ``interval_68_on_grid`` drawn when present) or
   ``sweep_corner`` (bootstrap, multistart: the ``params`` columns, rows with ``status`` CONVERGED).
+- ``jaxcoh halos``: ``halos.csv`` (``galaxy, model, chi2_nu, bic``) -> ``halo_chi2``; ``halos.json``
+  (``models.NAME.wins_by_bic``) -> ``halo_wins``; ``halo_curves.csv`` (``galaxy, model, R_kpc, V_obs, e_V_obs,
+  V_gas, V_disk, V_bul, V_bar, V_model``) -> ``halo_curves``. Directories without any of them say nothing of these.
 """
 
 from __future__ import annotations
@@ -26,15 +29,19 @@ import pandas as pd
 from ._common import DEFAULT_DPI, ResultFormatError, require_matplotlib, save_figure
 from ._curves import CURVE_COLUMNS, plot_rar, plot_residuals, plot_rotation_curves, select_galaxies
 from ._fmissing import PREDICTION_COLUMNS, plot_f_missing
+from ._halos import HALO_COLUMNS, HALO_CURVE_COLUMNS, plot_halo_chi2, plot_halo_curves, plot_halo_wins
 from ._sweeps import SWEEP_COLUMNS, plot_corner, plot_profile, plot_sweep_heatmaps
 
 log = logging.getLogger("jaxcoh")
 
-PLOTS = ("f_missing", "rotation_curves", "rar", "residuals", "sweep_heatmaps", "sweep_profile", "sweep_corner")
+PLOTS = ("f_missing", "rotation_curves", "rar", "residuals", "sweep_heatmaps", "sweep_profile", "sweep_corner",
+         "halo_chi2", "halo_wins", "halo_curves")
+HALO_FILES = {"halo_chi2": "halos.csv", "halo_wins": "halos.json", "halo_curves": "halo_curves.csv"}
 SWEEP_PLOT = {"grid": "sweep_heatmaps", "profile": "sweep_profile", "bootstrap": "sweep_corner",
               "multistart": "sweep_corner"}
 LOOKED_FOR = ("predictions.csv (with reproduce.json) from jaxcoh reproduce; curves.csv from jaxcoh compare or "
-              "jaxcoh fit; sweep.json with sweep.parquet or sweep.csv from jaxcoh sweep")
+              "jaxcoh fit; sweep.json with sweep.parquet or sweep.csv from jaxcoh sweep; halos.csv, halos.json and "
+              "halo_curves.csv from jaxcoh halos")
 
 
 def _read_json(path: Path) -> dict:
@@ -70,6 +77,7 @@ class _Plan:
         self._reproduce()
         self._curves()
         self._sweep()
+        self._halos()
 
     def _reproduce(self) -> None:
         pred, rep = self.dir / "predictions.csv", self.dir / "reproduce.json"
@@ -144,6 +152,27 @@ class _Plan:
             self.inputs[target] = {"table": table, "summary": summary}
 
 
+    def _halos(self) -> None:
+        present = {name: self.dir / f for name, f in HALO_FILES.items() if (self.dir / f).is_file()}
+        for name, f in HALO_FILES.items():
+            if name not in present:
+                self.skipped[name] = f"{f} not found (written by jaxcoh halos)"
+                if not present:  # not a halo catalogue: nothing to say
+                    self.other_kind.add(name)
+        if "halo_wins" in present:
+            summary = _read_json(present["halo_wins"])
+            if not isinstance(summary.get("models"), Mapping) or not summary["models"]:
+                raise ResultFormatError(f"{present['halo_wins']}: 'models' must be an object of per-model results")
+            self.inputs["halo_wins"] = {"summary": summary}
+        for name, columns, key in (("halo_chi2", HALO_COLUMNS, "table"), ("halo_curves", HALO_CURVE_COLUMNS, "curves")):
+            if name in present:
+                table = _read_table(present[name], columns)
+                if table.empty:
+                    self.skipped[name] = f"{present[name]} has no rows"
+                else:
+                    self.inputs[name] = {key: table}
+
+
 def available_plots(result_dir: str | Path) -> dict[str, str | None]:
     """For every plot jaxcoh knows (:data:`PLOTS`), ``None`` when ``result_dir`` holds what it needs, else the
     reason it does not. Raises :class:`ResultFormatError` for a file present but malformed."""
@@ -171,6 +200,9 @@ def _renderers(galaxies) -> dict[str, Callable[..., Any]]:
         "sweep_corner": lambda table, summary: plot_corner(
             table, summary["params"], model=summary.get("model"),
             count_label="replicates" if summary["kind"] == "bootstrap" else "starts"),
+        "halo_chi2": lambda table: plot_halo_chi2(table),
+        "halo_wins": lambda summary: plot_halo_wins(summary),
+        "halo_curves": lambda curves: plot_halo_curves(curves, galaxies=galaxies),
     }
 
 
@@ -190,12 +222,14 @@ def plot_result_dir(result_dir: str | Path, out: str | Path | None = None, forma
         found = [r for r in reasons if "not found" not in r]
         raise FileNotFoundError(f"nothing to plot in {result_dir}: looked for {LOOKED_FOR}"
                                 + (f" ({'; '.join(found)})" if found else ""))
-    if "rotation_curves" in plan.inputs:  # a bad selection stops before any figure is written
-        curves = plan.inputs["rotation_curves"]["curves"]
-        shown = select_galaxies(curves, galaxies)
-        n_all = curves["galaxy"].nunique()
-        if len(shown) < n_all:
-            log.info(f"rotation curves: {len(shown)} of {n_all} galaxies (choose with --galaxies N or NAMES)")
+    for name in ("rotation_curves", "halo_curves"):  # a bad selection stops before any figure is written
+        if name in plan.inputs:
+            curves = plan.inputs[name]["curves"]
+            shown = select_galaxies(curves, galaxies)
+            n_all = curves["galaxy"].nunique()
+            if len(shown) < n_all:
+                log.info(f"{name.replace('_', ' ')}: {len(shown)} of {n_all} galaxies (choose with --galaxies N or "
+                         "NAMES)")
     for reason in reasons:
         log.info(f"skipped {reason}")
     out = Path(out) if out is not None else result_dir / "plots"

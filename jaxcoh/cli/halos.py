@@ -1,0 +1,103 @@
+"""``jaxcoh halos``: the halo catalogue of Li et al. (2020), seven dark-matter profiles with Flat and LCDM priors
+fitted to every galaxy."""
+
+from __future__ import annotations
+
+from .command import Command
+from .common import (
+    DATA_OPTIONS,
+    PRECISION_OPTIONS,
+    VERBOSITY_OPTIONS,
+    load_cut_data,
+    log,
+    out_option,
+    progress,
+)
+from .options import Option
+from .rundir import write_run
+
+
+def halo_model_names() -> list[str]:
+    from ..curves.halos import halo_model_names as names
+
+    return names()
+
+
+OPTIONS = (
+    *DATA_OPTIONS, *PRECISION_OPTIONS, out_option("halos"),
+    Option("models", None, "comma-separated halo models (default: all twelve of Li et al. 2020)", type="list",
+           metavar="NAMES", choices=halo_model_names),
+    Option("cuts", "none", "sample cuts: none (every galaxy, as Li et al.) or standard (quality < 3, i >= 30 deg, "
+           "errV/Vobs < 0.1)", choices=("standard", "none")),
+    Option("nuisance", "full", "per-galaxy Upsilon, D and i: full (fitted with priors) or none (0.5 / 0.7, table D, i)",
+           choices=("full", "none")),
+    Option("loss", "chi2", "per-point loss", choices=("chi2", "student_t", "huber")),
+    Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
+    Option("galaxy_starts", 8, "starts of every galaxy's halo and nuisance parameters, the best kept per galaxy "
+           "(halo fits are multimodal)", type="int"),
+    Option("start_iter", 15, "Levenberg-Marquardt iterations of each start of every galaxy", type="int"),
+    Option("max_iter", 60, "further iterations polishing the first solution and the best start", type="int"),
+    Option("seed", 0, "seed of the start design", type="nonneg_int"),
+    Option("errors", True, "marginal standard errors of every fitted parameter (Hessian)", type="bool"),
+    Option("models_per_fit", 0, "models solved together in one stacked fit, compiled once (0: all of them; 1: model "
+           "by model, each compiled on its own, resumable model by model)", type="nonneg_int"),
+    *VERBOSITY_OPTIONS,
+)
+
+
+def settings(values: dict):
+    """The :class:`jaxcoh.curves.CurveSettings` of the options (:data:`HALO_SETTINGS` otherwise)."""
+    from ..curves import Likelihood
+    from ..curves.halo_catalog import HALO_SETTINGS
+
+    first, polish = HALO_SETTINGS.solver_options
+    return HALO_SETTINGS._replace(
+        likelihood=Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"],
+                              error_floor=values["error_floor"]),
+        galaxy_starts=values["galaxy_starts"], seed=values["seed"], errors=values["errors"],
+        solver_options=(first._replace(max_iter=values["start_iter"]), polish._replace(max_iter=values["max_iter"])))
+
+
+def run(values: dict) -> int:
+    from ..curves.halo_catalog import (
+        catalog_curves,
+        catalog_summary,
+        catalog_table,
+        fit_halo_models,
+        format_summary,
+        halo_model_names,
+    )
+
+    cat, report, data, _ = load_cut_data(values)
+    models = values["models"] or halo_model_names()
+    per_fit = values["models_per_fit"] or None
+    done = []
+    with progress(len(models), "fitting halo models", not values["quiet"]) as bar:
+        def step(name):
+            done.append(name)
+            log.info(f"fitted {name} ({len(done)} of {len(models)} models)")
+            bar.update(1)
+
+        parts = fit_halo_models(cat, models, settings(values), out=values["out"], progress=step,
+                                models_per_fit=per_fit)
+    summary = {"cuts": values["cuts"], "sample": report, **catalog_summary(parts, cat), "data_kind": data["kind"],
+               "settings": {k: values[k] for k in ("nuisance", "loss", "error_floor", "galaxy_starts", "start_iter",
+                                                   "max_iter", "seed", "errors", "models_per_fit")}}
+    out = write_run(values["out"], "halos", OPTIONS, values, dtype=summary["dtype"], data=data,
+                    files={"halos.json": summary, "halos.csv": catalog_table(parts),
+                           "halo_curves.csv": catalog_curves(parts)})
+    if not values["quiet"]:
+        print(format_summary(summary))
+        print(f"\nwrote {out}/halos.json, halos.csv, halo_curves.csv, config.toml and provenance.json")
+    return 0
+
+
+COMMAND = Command(
+    name="halos",
+    summary="Fit the seven dark-matter halo profiles of Li et al. (2020), with Flat and LCDM priors, to every galaxy.",
+    examples="examples:\n  jaxcoh halos --sparc ../shared/data/sparc --out results/halos\n"
+             "  jaxcoh halos --sparc DIR --models nfw_flat,burkert_flat,dc14_lcdm --galaxy-starts 16\n"
+             "  jaxcoh halos --sparc DIR --cuts standard --models-per-fit 1   # resumable model by model\n"
+             "  jaxcoh halos                                   # on the mock catalog",
+    options=OPTIONS, run=run,
+)

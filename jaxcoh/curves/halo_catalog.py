@@ -1,0 +1,334 @@
+"""The halo catalogue of Li, Lelli, McGaugh & Schombert 2020 (ApJS 247, 31): every halo model of
+:mod:`~jaxcoh.curves.halos` fitted to every galaxy, one row per galaxy and model, and the summary that compares them.
+
+Each model is one :func:`jaxcoh.curves.fit` of the whole catalog (no shared parameters: every galaxy is its own
+problem, solved side by side by the block Levenberg-Marquardt, from several starts per galaxy), with the model
+built for the catalog's own points (:func:`~jaxcoh.curves.halos.make_halo_model`). Models are stored as they finish
+(``out/models/``, :class:`jaxcoh.resumable.PartStore`): an interrupted catalogue resumes model by model.
+
+Per galaxy: ``chi2_nu = chi2 / (n_points - n_params)`` with ``n_params`` the parameters that touch the galaxy's data
+(V200, C200, Einasto's alpha, Upsilon_disk, Upsilon_bul only with a bulge, D, i: Li+20's count, which reproduces
+their table's chi2_nu), NaN where ``n_points <= n_params`` (the published table leaves those blank), and
+``bic = chi2 + n_params ln(n_points)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..catalog import Catalog
+from ..config import precision_name
+from ..resumable import PartStore
+from ..solvers import SolverOptions
+from .comparison import catalog_digest
+from .fitting import CurveSettings, fit
+from .halos import (
+    derived_quantities,
+    display_name,
+    halo_model_names,
+    make_halo_model,
+    make_halo_stack,
+    profile_and_prior,
+)
+from .inputs import stellar_mass
+from .likelihood import Likelihood
+from .models import get_model
+from .nuisance import NUISANCE, Nuisance, apply_nuisance
+from .objective import GALAXY_BLOCK
+from .result import CurveFit
+from .tables import curves_table
+
+log = logging.getLogger("jaxcoh")
+
+START_ITER, POLISH_ITER = 15, 60
+HALO_SETTINGS = CurveSettings(
+    likelihood=Likelihood(nuisance=True, loss="chi2"), n_starts=1, solver="block_lm+block_lm",
+    solver_options=(SolverOptions(max_iter=START_ITER), SolverOptions(max_iter=POLISH_ITER)), errors=True,
+    galaxy_starts=8)
+"""The catalogue's fits: MAP with the nuisance parameters, by the block Levenberg-Marquardt alone (no shared
+parameters: an L-BFGS phase has nothing to do), 8 starts per galaxy. The chain's first stage (15 iterations) is what
+each start of every galaxy gets (:mod:`~jaxcoh.curves.galaxy_starts` runs the chain's block LM options), the second
+(60 more) polishes the first solution and the best start. Measured on SPARC (twelve models, 175 galaxies, 2-core
+CPU): 100 iterations for every start and solve reached a total chi^2 of 93751 against 93774 here (0.02%; per model
+within 0.1% but Einasto-Flat, 5841 against 5862) in 4 times the time (142 s against 36 s warm); most galaxies settle
+within 15 iterations, the rest crawl toward a bound."""
+
+COLUMNS = ("galaxy", "model", "upsilon_disk", "upsilon_bulge", "distance", "inclination", "V200", "C200", "rs",
+           "log10_rho_s", "log10_M200", "alpha", "chi2", "chi2_nu", "n_points", "n_params", "bic", "status")
+CURVE_COLUMNS = ("galaxy", "model", "R_kpc", "V_obs", "e_V_obs", "V_gas", "V_disk", "V_bul", "V_bar", "V_model")
+CURVE_DIGITS = 6  # significant digits of halo_curves.csv (12 models x every point: keep the file small)
+BOUND_TOL = 1e-3  # a halo parameter within this relative distance of a bound is reported at it
+CHI2_NU_GOOD = 2.0
+
+
+def _galaxy_parameters(model_local: Sequence[str], cat: Catalog, nuisance: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_params [g], has_bulge [g])``: the parameters that touch each galaxy's points."""
+    mask = np.asarray(cat.mask)
+    has_disk = np.any(mask & (np.asarray(cat.V_disk) != 0), axis=1)
+    has_bulge = np.any(mask & (np.asarray(cat.V_bul) != 0), axis=1)
+    k = len(model_local) + (has_disk.astype(int) + has_bulge.astype(int) + 2 if nuisance else 0)
+    return np.asarray(k, int) * np.ones(cat.n_galaxies, int), has_bulge
+
+
+def _at_bound(fitted: CurveFit, spec) -> np.ndarray:
+    """``[g]`` the halo parameters of each galaxy within :data:`BOUND_TOL` of a bound (names joined by '+')."""
+    out = np.full(len(fitted.per_galaxy_points), "", dtype=object)
+    for p in spec:
+        v = np.asarray(fitted.local[p.name], float)
+        lo, hi = (math.log(p.lower), math.log(p.upper)) if p.scale == "log" else (p.lower, p.upper)
+        y = np.log(v) if p.scale == "log" else v
+        near = (np.abs(y - lo) <= BOUND_TOL * (hi - lo)) | (np.abs(y - hi) <= BOUND_TOL * (hi - lo))
+        out = np.where(near, np.where(out == "", p.name, out + "+" + p.name), out)
+    return out
+
+
+def galaxy_rows(fitted: CurveFit, cat: Catalog, model) -> pd.DataFrame:
+    """One row per galaxy with points (:data:`COLUMNS`, ``<parameter>_err`` for every fitted parameter, and
+    ``at_bound``)."""
+    opts = fitted.likelihood
+    k, has_bulge = _galaxy_parameters(model.local.names, cat, opts.nuisance)
+    n = np.asarray(fitted.per_galaxy_points, int)
+    chi2 = np.asarray(fitted.per_galaxy_chi2, float)
+    nu = Nuisance(**{f: jnp.asarray(v, cat.dtype) for f, v in fitted.nuisance.items()})
+    scaled = apply_nuisance(cat, nu)
+    derived = derived_quantities(model, {k_: jnp.asarray(v, cat.dtype) for k_, v in fitted.local.items()},
+                                 stellar_mass(scaled, nu.upsilon_disk, nu.upsilon_bulge), scaled.R_eff)
+    dof = n - k
+    cols: dict = {"galaxy": np.asarray(list(cat.names), dtype=object), "model": display_name(model)}
+    for f in NUISANCE.names:
+        cols[f] = np.asarray(fitted.nuisance[f], float)
+    cols["upsilon_bulge"] = np.where(has_bulge, cols["upsilon_bulge"], np.nan)  # no bulge: not a parameter
+    cols["V200"], cols["C200"] = np.asarray(fitted.local["V200"], float), np.asarray(fitted.local["C200"], float)
+    cols.update({f: np.asarray(v, float) for f, v in derived.items()})
+    cols.update(chi2=chi2, chi2_nu=np.where(dof > 0, chi2 / np.where(dof > 0, dof, 1), np.nan), n_points=n,
+                n_params=k, bic=chi2 + k * np.log(np.maximum(n, 1)), status=fitted.status)
+    for name in (*model.local.names, *(NUISANCE.names if opts.nuisance else ())):
+        err = fitted.per_galaxy_stderr.get(name)
+        err = np.full(len(n), np.nan) if err is None else np.asarray(err, float)
+        cols[f"{name}_err"] = np.where(has_bulge, err, np.nan) if name == "upsilon_bulge" else err
+    cols["at_bound"] = _at_bound(fitted, model.local)
+    return pd.DataFrame(cols)[n > 0].reset_index(drop=True)
+
+
+def model_curves(fitted: CurveFit, cat: Catalog, model) -> pd.DataFrame:
+    """The fitted curve at every point (:data:`CURVE_COLUMNS`), to :data:`CURVE_DIGITS` significant digits."""
+    table = curves_table(fitted, cat)[list(CURVE_COLUMNS)].copy()
+    table["model"] = display_name(model)
+    for c in CURVE_COLUMNS[2:]:
+        v = table[c].to_numpy(float)
+        table[c] = np.asarray([float(f"{x:.{CURVE_DIGITS}g}") for x in v]) if len(v) else v
+    return table
+
+
+def stack_catalog(cat: Catalog, n_models: int) -> Catalog:
+    """``cat`` repeated ``n_models`` times along the galaxy axis (row ``m g + j`` is galaxy ``j``), padded to its
+    longest curve: the catalog of a :func:`~jaxcoh.curves.halos.make_halo_stack` built for its first ``g`` rows."""
+    return cat.take(np.tile(np.arange(cat.n_galaxies), n_models))
+
+
+def model_slice(fitted: CurveFit, m: int, g: int, model) -> CurveFit:
+    """Model ``m``'s rows ``[m g, (m + 1) g)`` of a stacked fit, as a :class:`CurveFit` of that model alone (its own
+    per-galaxy parameters; the fit-level fields are the stack's)."""
+    sl = slice(m * g, (m + 1) * g)
+    ev = fitted.evaluation
+    return dataclasses.replace(
+        fitted, model=model.name, local={k: fitted.local[k][sl] for k in model.local.names},
+        nuisance={k: v[sl] for k, v in fitted.nuisance.items()},
+        per_galaxy_stderr={k: v[sl] for k, v in fitted.per_galaxy_stderr.items()},
+        per_galaxy_chi2=fitted.per_galaxy_chi2[sl], per_galaxy_rms=fitted.per_galaxy_rms[sl],
+        per_galaxy_points=fitted.per_galaxy_points[sl],
+        evaluation=None if ev is None else type(ev)(*(np.asarray(a)[sl] for a in ev)),
+        chi2=float(np.sum(fitted.per_galaxy_chi2[sl])), n_galaxies=g,
+        n_points=int(np.sum(fitted.per_galaxy_points[sl])), description=model.description)
+
+
+def _multimodal(fitted: CurveFit, m: int, g: int) -> tuple[int | None, int | None]:
+    """``(galaxies of model m whose starts disagreed, (model, galaxy) rows of the whole fit whose starts did)``:
+    :class:`~jaxcoh.curves.galaxy_starts.GalaxyStarts` counts rows, so a stack of several models has no per-model
+    count (None)."""
+    starts = fitted.galaxy_starts
+    total = None if starts is None else int(starts.n_multimodal)
+    return (total if g == fitted.n_galaxies else None), total
+
+
+def model_parts(fitted: CurveFit, cat: Catalog, names: Sequence[str], wall_s: float
+                ) -> dict[str, tuple[dict, dict[str, pd.DataFrame]]]:
+    """What is stored of each model of a (stacked) fit: its fit statistics (JSON) and its rows and curves."""
+    g = cat.n_galaxies
+    starts, conv = fitted.galaxy_starts, fitted.convergence
+    out = {}
+    for m, name in enumerate(names):
+        model = get_model(name)
+        one = model_slice(fitted, m, g, model)
+        mine, total = _multimodal(fitted, m, g)
+        doc = {"name": name, "display_name": display_name(name), "fitted_with": list(names),
+               "status": fitted.status, "wall_s": wall_s, "n_iter": fitted.n_iter, "objective": fitted.objective,
+               "n_galaxies_multimodal": mine, "n_multimodal_in_fit": total,
+               "galaxy_starts": None if starts is None else starts.to_dict(),
+               "convergence": None if conv is None else conv.to_dict()}
+        out[name] = (doc, {"rows": galaxy_rows(one, cat, model), "curves": model_curves(one, cat, model)})
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
+    """The curve model fitting ``names`` together to a catalog with real points ``mask`` (bytes of a ``[g, n]`` bool
+    array): one halo model, or their stack, evaluated at the real points only. Kept, so that fitting the same
+    catalog again reuses the compiled programs (a model is a static argument of the jitted solvers, hashed by
+    identity)."""
+    points = np.frombuffer(mask, dtype=bool).reshape(shape)
+    return (make_halo_model(*profile_and_prior(names[0]), points=points) if len(names) == 1
+            else make_halo_stack(names, points))
+
+
+def fit_groups(models: Sequence[str], n_galaxies: int, models_per_fit: int | None) -> list[list[str]]:
+    """The models fitted together: ``models_per_fit`` at a time (None: all, while the stacked catalog stays under
+    the blocked objective's size, one at a time beyond)."""
+    if models_per_fit is None:
+        models_per_fit = len(models) if n_galaxies * len(models) < 4 * GALAXY_BLOCK else 1
+    k = max(1, int(models_per_fit))
+    return [list(models[i:i + k]) for i in range(0, len(models), k)]
+
+
+def fit_halo_models(cat: Catalog, models: Sequence[str] | None = None, settings: CurveSettings = HALO_SETTINGS, *,
+                    out: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                    models_per_fit: int | None = None) -> dict[str, dict]:
+    """Fits every model of ``models`` (default: the twelve of Li et al.) to ``cat``; returns ``{name: {"doc":
+    fit statistics, "rows": per-galaxy table, "curves": per-point table}}``.
+
+    Models are fitted ``models_per_fit`` at a time (:func:`fit_groups`) as one stacked fit
+    (:func:`~jaxcoh.curves.halos.make_halo_stack`): the same problems solved side by side, compiled once, where
+    twelve separate fits would compile twelve times (on a 2-core CPU each compilation costs more than the fit). With
+    ``out``, each group's models are stored in ``out/models/`` when it finishes, and loaded from there when the same
+    catalog and settings were fitted before (an interrupted catalogue resumes group by group; ``models_per_fit=1``:
+    model by model)."""
+    models = halo_model_names() if models is None else [get_model(m).name for m in models]
+    for m in models:
+        profile_and_prior(m)  # not a halo model: fails here, naming them
+    store = PartStore(Path(out) / "models" if out is not None else None,
+                      {"kind": "halos", "catalog": catalog_digest(cat), "settings": settings._asdict(),
+                       "dtype": precision_name(cat.dtype), "models_per_fit": models_per_fit})
+    cat = stack_catalog(cat, 1)  # padded to its longest curve, as every stack of it
+    points = np.asarray(cat.mask, bool)
+    parts = {}
+    for group in fit_groups(models, cat.n_galaxies, models_per_fit):
+        loaded = {name: store.load(name, ("rows", "curves")) for name in group}
+        todo = [name for name in group if loaded[name] is None]
+        if todo:
+            model = catalog_model(tuple(todo), points.shape, points.tobytes())
+            t0 = time.perf_counter()
+            fitted = fit(model, stack_catalog(cat, len(todo)), settings)
+            for name, (doc, tables) in model_parts(fitted, cat, todo, time.perf_counter() - t0).items():
+                store.save(name, doc, tables)
+                loaded[name] = (doc, tables)
+        for name in group:
+            doc, tables = loaded[name]
+            parts[name] = {"doc": doc, **tables}
+            if progress is not None:
+                progress(name)
+    if store.resumed:
+        log.info(f"resumed {', '.join(store.resumed)} from {store.directory}")
+    return {name: parts[name] for name in models}
+
+
+def catalog_table(parts: dict[str, dict]) -> pd.DataFrame:
+    """``halos.csv``: every model's rows, in the order fitted."""
+    return pd.concat([p["rows"] for p in parts.values()], ignore_index=True)
+
+
+def catalog_curves(parts: dict[str, dict]) -> pd.DataFrame:
+    """``halo_curves.csv``: every model's fitted curve at every point."""
+    return pd.concat([p["curves"] for p in parts.values()], ignore_index=True)
+
+
+def _wins(bic: pd.DataFrame) -> dict[str, int]:
+    """Galaxies each column has the lowest BIC of (rows with any NaN left out)."""
+    full = bic.dropna()
+    best = full.to_numpy().argmin(axis=1) if len(full) else np.zeros(0, int)
+    return {m: int(np.sum(best == j)) for j, m in enumerate(bic.columns)}
+
+
+def catalog_summary(parts: dict[str, dict], cat: Catalog | None = None) -> dict:
+    """``halos.json``: per model N, median and mean chi2_nu, the fraction under 2, BIC wins (among every model and
+    within its prior set), galaxies whose starts disagreed; the pairwise BIC preference matrix; cored against
+    cuspy."""
+    table = catalog_table(parts)
+    names = {p["doc"]["display_name"]: n for n, p in parts.items()}
+    bic = table.pivot(index="galaxy", columns="model", values="bic")[list(names)]
+    chi2_nu = table.pivot(index="galaxy", columns="model", values="chi2_nu")[list(names)]
+    wins = _wins(bic)
+    by_prior = {}
+    for prior in ("Flat", "LCDM"):
+        cols = [d for d in names if d.endswith(f"-{prior}")]
+        if cols:
+            by_prior.update({f"{d}": w for d, w in _wins(bic[cols]).items()})
+    models = {}
+    for d, n in names.items():
+        c = chi2_nu[d].to_numpy(float)
+        ok = np.isfinite(c)
+        doc = parts[n]["doc"]
+        rows = parts[n]["rows"]
+        models[d] = {
+            "name": n, "N": int(ok.sum()), "n_galaxies": len(c), "n_without_dof": int((~ok).sum()),
+            "median_chi2_nu": float(np.median(c[ok])) if ok.any() else math.nan,
+            "mean_chi2_nu": float(np.mean(c[ok])) if ok.any() else math.nan,
+            f"frac_chi2_nu_below_{CHI2_NU_GOOD:g}": float(np.mean(c[ok] < CHI2_NU_GOOD)) if ok.any() else math.nan,
+            "wins_by_bic": wins[d], "wins_by_bic_within_prior_set": by_prior.get(d),
+            "n_galaxies_multimodal": doc.get("n_galaxies_multimodal"),
+            "n_multimodal_rows_of_its_fit": doc.get("n_multimodal_in_fit"), "fitted_with": doc.get("fitted_with"),
+            "n_at_bound": int((rows["at_bound"].fillna("") != "").sum()),
+            "status": doc["status"], "wall_s_of_its_fit": doc["wall_s"],
+        }
+    both = bic.dropna()
+    prefer = {a: {b: int(np.sum(both[a] < both[b])) for b in names if b != a} for a in names}
+    out = {"n_galaxies": int(bic.shape[0]), "n_galaxies_compared": int(both.shape[0]), "models": models,
+           "pairwise_bic_preference": prefer,
+           "pairwise_bic_preference_reads": "[a][b]: galaxies whose BIC under model a is lower than under b",
+           "ranking_by_median_chi2_nu": sorted(models, key=lambda d: models[d]["median_chi2_nu"])}
+    cored = [d for d in ("Burkert-Flat", "pISO-Flat", "DC14-Flat", "Lucky13-Flat") if d in names]
+    if "NFW-Flat" in names and cored:
+        out["cored_vs_nfw_flat"] = {d: {"better": prefer[d]["NFW-Flat"], "worse": prefer["NFW-Flat"][d]}
+                                    for d in cored}
+    if cat is not None:
+        out.update(n_points=cat.n_points, dtype=precision_name(cat.dtype), data=cat.source)
+    return out
+
+
+def halo_catalog(cat: Catalog, models: Sequence[str] | None = None, settings: CurveSettings = HALO_SETTINGS, *,
+                 out: str | Path | None = None, progress: Callable[[str], None] | None = None,
+                 models_per_fit: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """Li et al.'s catalogue for ``cat``: ``(halos.csv table, halos.json summary)`` (see :func:`fit_halo_models`
+    for ``out`` and resuming; :func:`catalog_curves` of the parts gives the fitted curves)."""
+    parts = fit_halo_models(cat, models, settings, out=out, progress=progress, models_per_fit=models_per_fit)
+    summary = catalog_summary(parts, cat)
+    summary["settings"] = {"solver": settings.solver, "galaxy_starts": settings.galaxy_starts,
+                           "models_per_fit": models_per_fit,
+                           "likelihood": settings.likelihood._asdict(), "errors": settings.errors}
+    return catalog_table(parts), summary
+
+
+def format_summary(summary: dict) -> str:
+    """The catalogue's summary as a fixed-width table, best median chi2_nu first."""
+    good = f"frac_chi2_nu_below_{CHI2_NU_GOOD:g}"
+    lines = [f"{summary['n_galaxies']} galaxies, {summary.get('n_points', '?')} points, {summary.get('dtype', '')}",
+             f"{'model':<14}{'N':>5}{'med chi2_nu':>13}{'mean':>9}{'<2':>7}{'BIC wins':>10}{'in set':>8}"
+             f"{'multimodal':>12}{'at bound':>10}  status"]
+    for d in summary["ranking_by_median_chi2_nu"]:
+        m = summary["models"][d]
+        mm = m["n_galaxies_multimodal"]
+        lines.append(f"{d:<14}{m['N']:>5}{m['median_chi2_nu']:>13.3f}{m['mean_chi2_nu']:>9.2f}{m[good]:>7.2f}"
+                     f"{m['wins_by_bic']:>10}{m['wins_by_bic_within_prior_set'] or 0:>8}"
+                     f"{'-' if mm is None else mm:>12}{m['n_at_bound']:>10}  {m['status']}")
+    for d, v in summary.get("cored_vs_nfw_flat", {}).items():
+        lines.append(f"{d} against NFW-Flat by BIC: better for {v['better']} galaxies, worse for {v['worse']}")
+    return "\n".join(lines)
