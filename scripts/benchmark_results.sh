@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the full benchmark suite and rewrites benchmarks/RESULTS.md from it: the generated tables come from the new
+# Runs the full benchmark suite (jaxcoh.bench) and rewrites benchmarks/RESULTS.md from it: the generated tables come from the new
 # bench.json; the hand-written sections from "## Notes on this run" on are kept, to be updated by hand.
 #
 #   scripts/benchmark_results.sh [SPARC_DIR] [OUT_DIR]     (defaults: ../shared/data/sparc, results/bench)
@@ -16,7 +16,7 @@ command="jaxcoh bench --sparc $sparc --out $out"
 $command
 new="$(mktemp)"
 trap 'rm -f "$new"' EXIT
-python -m benchmarks.suite --markdown "$out/bench.json" --command "$command" > "$new"
+python -m jaxcoh.bench.suite --markdown "$out/bench.json" --command "$command" > "$new"
 if grep -q '^## Notes on this run' benchmarks/RESULTS.md 2>/dev/null; then
   printf '\n' >> "$new"
   sed -n '/^## Notes on this run/,$p' benchmarks/RESULTS.md >> "$new"

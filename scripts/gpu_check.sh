@@ -19,6 +19,6 @@ jaxcoh info
 python -c 'import jax, sys; sys.exit(0 if jax.default_backend() == "gpu" else "no GPU backend: is the CUDA driver visible?")'
 python -m pytest -q -n 2
 jaxcoh bench --sparc "$sparc" --out "$out"
-python -m benchmarks.suite --markdown "$out/bench.json" --command "jaxcoh bench --sparc $sparc --out $out" \
+python -m jaxcoh.bench.suite --markdown "$out/bench.json" --command "jaxcoh bench --sparc $sparc --out $out" \
   > "$out/RESULTS-gpu.md"
 echo "GPU figures in $out/bench.json and $out/RESULTS-gpu.md: copy them beside the CPU ones in benchmarks/RESULTS.md"

@@ -6,22 +6,17 @@ Independent implementations must agree: the kernel loss and the joint objective 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxcoh import Hyperparameters, derive_f_missing, mock_catalog
+from jaxcoh.bench.baselines import bootstrap, grid, joint_map, kernel, seed_pipeline
 from jaxcoh.curves import NUISANCE, CurveSettings, Likelihood, curve_data, fit
 from jaxcoh.curves.baselines import RAR
 from jaxcoh.curves.objective import objective
 from jaxcoh.curves.unified import UNIFIED_MULTIPLICATIVE
 from jaxcoh.seed import SEED_FITS, SEED_R_REF, SEED_SIGMA_REF
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: benchmarks/ is not an installed package
-from benchmarks.baselines import bootstrap, grid, joint_map, kernel, seed_pipeline  # noqa: E402
 
 SMALL_DE = dict(maxiter=20, popsize=5)  # where the seed's numbers are not being checked
 

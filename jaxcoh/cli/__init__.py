@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=cmd.summary, description=cmd.summary, epilog=cmd.examples + "\n\n" + EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--config", metavar="FILE", default=None, help="read options from this TOML file")
+        p.add_argument("--compilation-cache", metavar="DIR|off", default=None,
+                       help="keep compiled programs in DIR, or 'off' (default: $JAXCOH_COMPILATION_CACHE, else "
+                            "~/.cache/jaxcoh/jax; `jaxcoh info` shows it)")
         if cmd.positional:
             p.add_argument(cmd.positional[0], help=cmd.positional[1])
         add_options(p, cmd.options)
@@ -52,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     cmd = COMMANDS[name]
     config = args.pop("config")
+    cache = args.pop("compilation_cache")
     positional = args.pop(cmd.positional[0], None) if cmd.positional else None
     setup_logging(args.get("quiet", False), args.get("verbose", False))
     try:
@@ -64,6 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         log.error(f"jaxcoh {name}: {e}")
         return EXIT_USAGE
+    # Every command, the main job included, keeps compiled and traced programs between runs (set here, before
+    # anything is compiled, and not at `import jaxcoh`: see jaxcoh.compilation_cache).
+    from ..compilation_cache import configure
+
+    configure(cache)
     try:
         return cmd.run(values) or EXIT_OK
     except KeyboardInterrupt:

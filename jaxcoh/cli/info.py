@@ -1,4 +1,5 @@
-"""``jaxcoh info``: versions, devices, precision, where SPARC is looked for, registered models."""
+"""``jaxcoh info``: versions, devices, precision, where SPARC is looked for, the compilation cache, registered
+models."""
 
 from __future__ import annotations
 
@@ -37,8 +38,7 @@ def run(values: dict) -> int:
         lines.append(f"SPARC: {p} (from {src}): {'found' if ok else 'NOT FOUND (needs table1.dat and rotmod/)'}")
     else:
         lines.append(f"SPARC: not configured (give --sparc DIR or set ${SPARC_ENV}); commands use the mock catalog")
-    cache = jax.config.jax_compilation_cache_dir
-    lines.append(f"compilation cache: {cache + ' (compiled code; traced programs in its jaxcoh-traced/)' if cache else 'off (set JAX_COMPILATION_CACHE_DIR to keep compiled code and traced programs between runs)'}")
+    lines.append(_cache_line())
     lines.append("F_missing models: " + ", ".join(f"{m} ({', '.join(fmissing.get_model(m).parameters.names)})"
                                                   for m in fmissing.list_models()))
     lines.append("curve models: " + ", ".join(curves.list_models()))
@@ -46,9 +46,25 @@ def run(values: dict) -> int:
     return 0
 
 
+def _cache_line() -> str:
+    from ..compilation_cache import ENV, current, usage
+    from ..tracecache import SUBDIR
+
+    state = current()
+    if state.directory is None:
+        return (f"compilation cache: off ({state.source}; on by default in ~/.cache/jaxcoh/jax unless "
+                f"${ENV}=0 or --compilation-cache off)")
+    files, size = usage(state.directory)
+    traced, _ = usage(state.directory / SUBDIR)
+    return (f"compilation cache: on, {state.directory} (from {state.source}): {files} files, {size / 2**20:.1f} MiB "
+            f"(compiled programs, and {traced} traced ones in {SUBDIR}/); turn off with ${ENV}=0 or "
+            "--compilation-cache off")
+
+
 COMMAND = Command(
     name="info",
-    summary="Show versions, devices, precision, where SPARC is looked for, and the registered models.",
+    summary="Show versions, devices, precision, where SPARC is looked for, the compilation cache and the registered "
+            "models.",
     examples="examples:\n  jaxcoh info\n  jaxcoh info --sparc ../shared/data/sparc",
     options=OPTIONS, run=run,
 )

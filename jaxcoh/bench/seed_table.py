@@ -8,13 +8,20 @@ import jax.numpy as jnp
 
 def b1_jaxcoh(sparc_dir: str) -> dict:
     """Load, derive and fit the four models (the same work as the baseline: best fits, no errors, no CV)."""
-    import jaxcoh
-    from jaxcoh.fmissing import FitSettings, fit_data, get_model, starts
+    from jaxcoh.coherence import Hyperparameters
+    from jaxcoh.fmissing import (
+        FitSettings,
+        derive_f_missing,
+        fit_data,
+        get_model,
+        starts,
+    )
     from jaxcoh.fmissing.fitting import best_of_starts, solve_batch
     from jaxcoh.solvers import SolverOptions
+    from jaxcoh.sparc import load_sparc
 
-    cat = jaxcoh.load_sparc(sparc_dir)
-    fm = jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "legacy")
+    cat = load_sparc(sparc_dir)
+    fm = derive_f_missing(Hyperparameters(), cat, "legacy")
     data = fit_data(fm)
     w = jnp.ones_like(data.target)[None]
     out = {}

@@ -1,28 +1,24 @@
 """B6: the halo catalogue of Li et al. (2020), twelve models x every SPARC galaxy, jaxcoh against the per-galaxy scipy
-loop (``benchmarks/baselines/halos.py``) in the same run.
+loop (:mod:`jaxcoh.bench.baselines.halos`) in the same run.
 
 jaxcoh: :func:`jaxcoh.curves.halo_catalog.halo_catalog` with its default settings (one stacked fit of the twelve
 models, several starts per galaxy, errors), timed as a first call (tracing and compilation included) and warm (the
 compiled programs reused); compile time is the difference. Baseline: ``least_squares`` per galaxy and model from the
 same number of starts, timed on a stated subset of galaxies spread over the sample and extrapolated linearly to the
 whole catalogue (its cost is a loop of independent fits). Both sides' median reduced chi^2 per model on the subset
-are reported, to show they solve the same problem. Run ``python -m benchmarks.b6_halos [--quick]``.
+are reported, to show they solve the same problem. Run ``jaxcoh bench --only B6`` or ``python -m jaxcoh.bench.b6_halos [--quick]``.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.baselines import halos as bl_halos  # noqa: E402
+from .baselines import halos as bl_halos
+from .timing import result
 
 TARGET = 20.0
 WALL_TARGET_S = 300.0  # the whole catalogue, first call included, on a 2-core CPU
@@ -30,16 +26,16 @@ SUBSET = {True: 3, False: 12}  # baseline galaxies (quick, full)
 
 
 def bench_b6(sparc_dir: str | None, quick: bool) -> dict:
-    """B6 in the result format of ``benchmarks.suite.result`` (baseline and jaxcoh seconds, compile apart, ratio,
+    """B6 in the result format of :func:`.timing.result` (baseline and jaxcoh seconds, compile apart, ratio,
     target), with the subset, both catalogues' median chi2_nu and the first-call wall time."""
-    import jaxcoh
-    from benchmarks.suite import result
+    from jaxcoh.config import set_precision
     from jaxcoh.curves.halo_catalog import HALO_SETTINGS, halo_catalog
+    from jaxcoh.sparc import load_sparc
 
     if sparc_dir is None:
         return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
-    jaxcoh.set_precision("float64")
-    cat = jaxcoh.load_sparc(sparc_dir)
+    set_precision("float64")
+    cat = load_sparc(sparc_dir)
     t0 = time.perf_counter()
     halo_catalog(cat)  # first call: tracing and compiling every program
     first = time.perf_counter() - t0

@@ -1,9 +1,9 @@
-"""The benchmarks B1-B5: jaxcoh beside the seed-style baselines (``benchmarks/baselines``) in the same run.
+"""The benchmarks B1-B6: jaxcoh beside the seed-style baselines (:mod:`jaxcoh.bench.baselines`) in the same run.
 
 Every jaxcoh timing separates compilation (the first call, minus one warm run) from the warm run time (median over
 repeats, results blocked on). Baselines that would take minutes or hours at full size are timed on a stated subset
 and extrapolated linearly (their cost is a loop of identical, independent fits); the JSON says so where it happens.
-Run with ``jaxcoh bench [--quick]`` or ``python -m benchmarks.suite``.
+Run with ``jaxcoh bench [--quick]`` or ``python -m jaxcoh.bench.suite``; tables by :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,61 +23,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(ROOT))
+from . import b6_halos
+from .baselines import bootstrap as bl_bootstrap
+from .baselines import grid as bl_grid
+from .baselines import joint_map as bl_joint
+from .baselines import kernel as bl_kernel
+from .baselines import seed_pipeline as bl_seed
+from .report import format_results, results_markdown
+from .seed_table import b1_jaxcoh
+from .timing import block, peak_rss_gib, result, timed, wall
 
-from benchmarks.baselines import bootstrap as bl_bootstrap  # noqa: E402
-from benchmarks.baselines import grid as bl_grid  # noqa: E402
-from benchmarks.baselines import joint_map as bl_joint  # noqa: E402
-from benchmarks.baselines import kernel as bl_kernel  # noqa: E402
-from benchmarks.baselines import seed_pipeline as bl_seed  # noqa: E402
-from benchmarks.seed_table import b1_jaxcoh  # noqa: E402
+# The directory holding the jaxcoh package (a source checkout's root, or site-packages): the fresh processes of B1
+# and B4 put it first on their path, so they import this very jaxcoh.
+ROOT = Path(__file__).resolve().parents[2]
 
-TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0}
-
-
-def block(x):
-    return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
-
-
-MIN_TIMING_S = 0.5  # fast calls repeat beyond ``repeats`` until their runs add up to this (as timeit's autorange)
-MAX_RUNS = 200
-
-
-def _median_runs(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall time of ``fn`` over at least ``repeats`` runs, more for millisecond calls (their first few runs
-    after compilation are slower, and 5 of them gave medians 40% off)."""
-    runs, out = [], None
-    while len(runs) < repeats or (sum(runs) < MIN_TIMING_S and len(runs) < MAX_RUNS):
-        t0 = time.perf_counter()
-        out = block(fn())
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs), out
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """``(first_call_s, median_warm_s, result)``; compile time is ``first - warm``."""
-    t0 = time.perf_counter()
-    block(fn())
-    first = time.perf_counter() - t0
-    warm, out = _median_runs(fn, repeats)
-    return first, warm, out
-
-
-def wall(fn: Callable[[], object], repeats: int = 1) -> tuple[float, object]:
-    return _median_runs(fn, repeats)
-
-
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process so far [GiB] (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def result(baseline_s, jaxcoh_s, compile_s, target, **details) -> dict:
-    ratio = baseline_s / jaxcoh_s if jaxcoh_s > 0 else float("inf")
-    return {"baseline_s": baseline_s, "jaxcoh_s": jaxcoh_s, "compile_s": compile_s, "ratio": ratio,
-            "target": target, "met": bool(ratio >= target), **details}
+TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0, "B6": b6_halos.TARGET}
 
 
 # ---- B1: the seed's table end to end ---------------------------------------------------------------------------------
@@ -91,7 +50,7 @@ jax.config.update("jax_compilation_cache_dir", sys.argv[2])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 sys.path.insert(0, sys.argv[3])
-from benchmarks.seed_table import b1_jaxcoh
+from jaxcoh.bench.seed_table import b1_jaxcoh
 b1_jaxcoh(sys.argv[1])
 print(json.dumps({"process_s": time.perf_counter() - t0}))
 """
@@ -101,7 +60,7 @@ B1_BASELINE_SCRIPT = """
 import sys, time, json
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[2])
-from benchmarks.baselines.seed_pipeline import seed_table
+from jaxcoh.bench.baselines.seed_pipeline import seed_table
 seed_table(sys.argv[1])
 print(json.dumps({"process_s": time.perf_counter() - t0}))
 """
@@ -139,11 +98,14 @@ def bench_b1(sparc_dir: str | None, repeats: int) -> dict:
 
 # ---- B2: 1000 bootstrap refits ---------------------------------------------------------------------------------------
 def _sparc_or_mock_fm(sparc_dir):
-    import jaxcoh
+    from jaxcoh.coherence import Hyperparameters
+    from jaxcoh.fmissing import derive_f_missing
+    from jaxcoh.mock import mock_catalog
+    from jaxcoh.sparc import load_sparc
 
-    cat = jaxcoh.load_sparc(sparc_dir) if sparc_dir else jaxcoh.mock_catalog(175, seed=0)
+    cat = load_sparc(sparc_dir) if sparc_dir else mock_catalog(175, seed=0)
     recipe = "legacy" if sparc_dir else "sparc"
-    return cat, jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, recipe), recipe
+    return cat, derive_f_missing(Hyperparameters(), cat, recipe), recipe
 
 
 def bench_b2(sparc_dir: str | None, n_boot: int, n_baseline: int, repeats: int) -> dict:
@@ -203,7 +165,7 @@ import json, resource, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, sys.argv[2])
-from benchmarks.suite import b4_value_and_grad_once
+from jaxcoh.bench.suite import b4_value_and_grad_once
 b4_value_and_grad_once(int(sys.argv[1]))
 try:  # this program's own high-water mark: ru_maxrss would also count the parent's memory copied at fork
     kib = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
@@ -216,11 +178,11 @@ B4_MEMORY_TARGET_GIB = 8.0
 
 def _b4_inputs(galaxies: int):
     """The B4 catalog (padded to whole blocks where jaxcoh blocks the objective), its raw joint data and options."""
-    import jaxcoh
     from jaxcoh.curves import Likelihood, curve_data
     from jaxcoh.curves.objective import GALAXY_BLOCK
+    from jaxcoh.mock import mock_catalog
 
-    cat = jaxcoh.mock_catalog(galaxies, seed=0, n_max=64, min_points=64, dtype=jnp.float32)
+    cat = mock_catalog(galaxies, seed=0, n_max=64, min_points=64, dtype=jnp.float32)
     padded = cat.pad_galaxies(GALAXY_BLOCK) if galaxies >= 4 * GALAXY_BLOCK else cat  # empty rows: whole blocks
     return cat, curve_data(padded), Likelihood(nuisance=False)
 
@@ -314,13 +276,13 @@ def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
 
 # ---- B5: joint MAP fit with nuisance --------------------------------------------------------------------------------
 def bench_b5(sparc_dir: str | None, dense_baseline: bool, repeats: int) -> dict:
-    import jaxcoh
     from jaxcoh.curves import CurveSettings, fit
     from jaxcoh.selection import apply_cuts
+    from jaxcoh.sparc import load_sparc
 
     if sparc_dir is None:
         return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
-    cat, _ = apply_cuts(jaxcoh.load_sparc(sparc_dir), "none")
+    cat, _ = apply_cuts(load_sparc(sparc_dir), "none")
     first, warm, fitted = timed(lambda: fit("rar", cat, CurveSettings(n_starts=1, errors=False)), repeats)
     arrays = {k: np.asarray(getattr(cat, k)) for k in bl_joint.JOINT_FIELDS}
     sparse_s, sparse = wall(lambda: bl_joint.joint_map_rar(arrays, sparse_jacobian=True))
@@ -347,15 +309,16 @@ FULL = dict(repeats=5, b2=(1000, 40), b3=(8, 16), b4=[1000, 10000, 100000, 10000
 
 
 def machine() -> dict:
-    import jaxcoh
     import optax
     import scipy
+
+    from jaxcoh.version import __version__
 
     dev = jax.devices()[0]
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "processor": platform.processor() or platform.machine(), "jax_backend": jax.default_backend(),
             "device": getattr(dev, "device_kind", str(dev)), "device_count": jax.device_count(),
-            "versions": {"jaxcoh": jaxcoh.__version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__,
+            "versions": {"jaxcoh": __version__, "jax": jax.__version__, "jaxlib": jax.lib.__version__,
                          "optax": optax.__version__, "numpy": np.__version__, "scipy": scipy.__version__}}
 
 
@@ -370,6 +333,7 @@ def run_suite(sparc_dir: str | None, quick: bool, only: list[str] | None = None,
         "B3": lambda: bench_b3(sparc_dir, *cfg["b3"], max(r // 2, 1)),
         "B4": lambda: bench_b4(cfg["b4"], r, cfg["b4_loop"]),
         "B5": lambda: bench_b5(sparc_dir, cfg["b5_dense"], max(r // 2, 1)),
+        "B6": lambda: b6_halos.bench_b6(sparc_dir, quick),
     }
     out = {"machine": machine(), "mode": "quick" if quick else "full", "data": "SPARC" if sparc_dir else "mock",
            "dtype": "float64 (B4: float32)", "benchmarks": {}}
@@ -382,103 +346,6 @@ def run_suite(sparc_dir: str | None, quick: bool, only: list[str] | None = None,
         if progress is not None:
             progress(name)
     return out
-
-
-def _met(met: bool | None, yes: str, no: str) -> str:
-    return "n/a" if met is None else yes if met else no
-
-
-def format_results(res: dict) -> str:
-    lines = [f"{'id':<4}{'baseline s':>12}{'jaxcoh s':>11}{'compile s':>11}{'ratio':>10}{'target':>8}  met"]
-    for k, b in res["benchmarks"].items():
-        if "skipped" in b:
-            lines.append(f"{k:<4}  skipped: {b['skipped']}")
-            continue
-        lines.append(f"{k:<4}{b['baseline_s']:>12.4g}{b['jaxcoh_s']:>11.4g}{b['compile_s']:>11.3g}"
-                     f"{b['ratio']:>10.3g}{b['target']:>8g}  {_met(b['met'], 'yes', 'NO')}")
-    return "\n".join(lines)
-
-
-def results_markdown(res: dict, command: str) -> str:
-    """``benchmarks/RESULTS.md``: the table of a run, the command that made it, the machine, the details."""
-    m = res["machine"]
-    lines = ["# Benchmark results", "",
-             f"Made by `{command}` ({res['mode']} mode, data: {res['data']}, {res['dtype']}).", "",
-             f"Machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}; JAX backend {m['jax_backend']} "
-             f"({m['device']} x{m['device_count']}); versions " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-             "", "| id | workload | baseline s | jaxcoh s (warm) | compile s | ratio | target | met |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    names = {"B1": "seed's table end to end", "B2": "1000 bootstrap refits", "B3": "4096-point hyperparameter grid",
-             "B4": "kernel loss, 10^3..10^6 galaxies x 64 points", "B5": "joint MAP fit with nuisance (SPARC)"}
-    for k, b in res["benchmarks"].items():
-        if "skipped" in b:
-            lines.append(f"| {k} | {names[k]} | skipped: {b['skipped']} | | | | | |")
-            continue
-        label = {"B2": f"{b.get('n_boot')} bootstrap refits", "B3": f"{b.get('n_points')}-point hyperparameter grid"}
-        lines.append(f"| {k} | {label.get(k, names[k])} | {b['baseline_s']:.4g} | {b['jaxcoh_s']:.4g} | {b['compile_s']:.3g} | "
-                     f"{b['ratio']:.3g}x | {b['target']:g}x | {_met(b['met'], 'yes', 'no')} |")
-    lines += ["", "Baselines and how each ratio is formed:", ""]
-    for k, b in res["benchmarks"].items():
-        if "skipped" not in b:
-            lines.append(f"- {k}: baseline {b.get('baseline')}; jaxcoh {b.get('jaxcoh', 'jitted, vmapped')}.")
-    b1 = res["benchmarks"].get("B1", {})
-    if "cached_process_s" in b1:
-        lines.append(f"- B1 in fresh processes (interpreter start-up and imports included, medians): first-ever jaxcoh run "
-                     f"{b1['first_ever_process_s']:.2f} s; with JAX's persistent compilation cache filled "
-                     f"{b1['cached_process_s']:.2f} s against {b1['baseline_process_s']:.2f} s for the baseline script "
-                     f"in a fresh process: {b1['cached_process_ratio']:.2f}x (target under 4x: "
-                     f"{'met' if b1['cached_process_met'] else 'not met'}; "
-                     f"{b1['cached_process_ratio_vs_in_process_baseline']:.1f}x the baseline's in-process time).")
-    b4 = res["benchmarks"].get("B4", {})
-    if "sizes" in b4:
-        lines += ["", "B4 by size (float32). In a fit: the objective on data prepared once (``joint.prepare``, timed "
-                  "apart like compilation); one-off: from the raw catalog, preparation included.", "",
-                  "| galaxies | points | numpy fwd s | prepare s | jaxcoh fwd s | jaxcoh value+grad s | "
-                  "one-off value+grad s | fwd ratio | value+grad ratio (one-off) | ns/point (value+grad) | "
-                  "loop ratio: value+grad, one-off (forward) | peak RSS GiB |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for r in b4["sizes"]:
-            loop = (f"{r['loop_ratio_value_grad']:.0f}x, {r['loop_ratio_value_grad_one_off']:.0f}x "
-                    f"({r['loop_ratio_forward']:.0f}x)" if "loop_ratio_forward" in r else "")
-            lines.append(f"| {r['galaxies']} | {r['points']} | {r['numpy_forward_s']:.4g} | {r['prepare_s']:.4g} | "
-                         f"{r['jaxcoh_forward_s']:.4g} | {r['jaxcoh_value_grad_s']:.4g} | "
-                         f"{r['jaxcoh_value_grad_one_off_s']:.4g} | {r['forward_ratio']:.2f}x | "
-                         f"{r['value_grad_ratio']:.2f}x ({r['value_grad_ratio_one_off']:.2f}x) | "
-                         f"{r['ns_per_point_value_grad']:.1f} | {loop} | {r['peak_rss_gib_so_far']:.2f} |")
-        last = b4["sizes"][-1]
-        lines.append(f"\nB4 at {last['galaxies']} galaxies: forward {b4['ratio']:.2f}x the numpy forward pass (target "
-                     f"{b4['target']:g}x: {'met' if b4['met'] else 'not met'}), value and gradient "
-                     f"{b4['value_grad_ratio']:.2f}x it (target {b4['value_grad_target']:g}x: "
-                     f"{'met' if b4['value_grad_met'] else 'not met'}); one-off forward "
-                     f"{last['forward_ratio_one_off']:.2f}x and value and gradient {last['value_grad_ratio_one_off']:.2f}x "
-                     f"(targets {'met' if b4['one_off_met'] else 'not met'}); peak RSS of the benchmark process "
-                     f"{b4['peak_rss_gib']:.2f} GiB (numpy baseline included).")
-        ns = b4["cost_per_point_ns"]
-        lines.append(f"Cost per point of the value and gradient from {b4['sizes'][0]['points']} to {last['points']} points: "
-                     + ", ".join(f"{v:.1f}" for v in ns) + f" ns (largest / smallest {max(ns) / min(ns):.2f}; it does not "
-                     "grow with the size: the cost is linear in the number of points, or better where fixed per-call "
-                     "costs are spread over more points).")
-        if "jaxcoh_process_peak_rss_gib" in b4:
-            lines.append(f"jaxcoh alone (mock generation, preparation, value and gradient at {last['galaxies']} "
-                         f"galaxies, in a fresh process): peak RSS {b4['jaxcoh_process_peak_rss_gib']:.2f} GiB (target "
-                         f"under {b4['memory_target_gib']:g} GiB: {'met' if b4['memory_met'] else 'not met'}).")
-        if "loop_ratio" in b4:
-            lines.append(f"Against the per-galaxy Python loop at {b4['loop_galaxies']} galaxies (float64, gradient by "
-                         f"forward differences: {len(bl_kernel.SHARED) + 1} loop passes): value and gradient in a fit "
-                         f"{b4['loop_ratio']:.0f}x (target {b4['loop_target']:g}x: "
-                         f"{'met' if b4['loop_met'] else 'not met'}), one-off {b4['loop_ratio_one_off']:.0f}x "
-                         f"({'met' if b4['loop_met_one_off'] else 'not met'}); forward alone "
-                         f"{b4['loop_ratio_forward']:.0f}x.")
-    for k in ("B2", "B3"):
-        b = res["benchmarks"].get(k, {})
-        if "fraction_converged" in b:
-            lines.append(f"\n{k}: fraction of {'replicates' if k == 'B2' else 'grid points'} converged "
-                         f"{b['fraction_converged']:.3f}.")
-    b5 = res["benchmarks"].get("B5", {})
-    if "sparse_baseline_s" in b5:
-        lines.append(f"\nB5 against a stronger baseline (scipy least_squares with a sparse finite-difference Jacobian): "
-                     f"{b5['sparse_baseline_s']:.3g} s, ratio {b5['ratio_vs_sparse_baseline']:.2f}x.")
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
