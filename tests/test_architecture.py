@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("fit", ("fmissing.fitting", "fmissing.crossval", "fmissing.reproduce", "curves.fitting", "curves.galaxy_starts",
              "curves.errors", "curves.result", "curves.tables", "curves.convergence")),
     ("sweeps and sampling", ("fmissing.sweeps", "curves.comparison", "curves.halo_catalog", "curves.posterior",
-                             "curves.calibration", "sampling.*")),
+                             "curves.calibration", "curves.sampling", "sampling.*")),
     ("command line, plots, benchmarks", ("cli.*", "plots.*", "bench.*")),
 ]
 

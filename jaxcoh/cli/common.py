@@ -139,6 +139,8 @@ LIKELIHOOD_OPTIONS = (
     Option("recipe", "sparc", "galaxy-property recipe of the missing part", choices=("sparc", "legacy")),
     Option("loss", "chi2", "per-point loss", choices=("chi2", "student_t", "huber")),
     Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
+    Option("intrinsic_scatter", False, "fit a shared intrinsic scatter sigma_int [dex]: log-normal scatter of V_obs^2 "
+           "about V_model^2 (of g_obs about g_model), added to each point's error", type="bool"),
 )
 CURVE_OPTIONS = (
     CUTS_OPTION, *LIKELIHOOD_OPTIONS,
@@ -158,7 +160,7 @@ def likelihood(values: dict):
     from ..curves import Likelihood
 
     return Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"], error_floor=values["error_floor"],
-                      recipe=values["recipe"])
+                      recipe=values["recipe"], intrinsic_scatter=values.get("intrinsic_scatter", False))
 
 
 def curve_settings(values: dict, solver_options=None):

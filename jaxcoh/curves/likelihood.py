@@ -31,7 +31,21 @@ LOSSES = ("chi2", "student_t", "huber")
 
 
 class Likelihood(NamedTuple):
-    """Static options of the curve likelihood (hashable: a static argument of the jitted objective)."""
+    """Static options of the curve likelihood (hashable: a static argument of the jitted objective).
+
+    With ``intrinsic_scatter`` the shared ``sigma_int`` [dex] is a log-normal scatter of V_obs^2 about V_model^2
+    (of g_obs about g_model at fixed g_bar), taken to first order as a Gaussian scatter of V of
+    ``s_k = ln(10)/2 * sigma_int * |V_model,k|`` combined with each point's error ``e_k`` (``errV`` and the floor,
+    in quadrature; both at the nuisance inclination), so for ``loss="chi2"``, over the real points ``k``::
+
+        -ln L = sum_k [ (V_obs,k - V_model,k)^2 / (2 sigma_k^2) + ln(sigma_k / e_k) ] + C,
+        sigma_k^2 = e_k^2 + s_k^2,   C = sum_k [ ln e_k + ln(2 pi) / 2 ].
+
+    The normalisation ``ln(sigma_k / e_k) = ln(1 + s_k^2/e_k^2) / 2`` is kept (it is what bounds sigma_int from
+    above); ``C`` is dropped. It is a constant: the inclination scales V_obs, e_k and (in the table's frame) the
+    model alike, so in the table's frame ``e_k`` is the tabulated error and ``sigma_k / e_k`` is unchanged (with an
+    ``error_floor`` and fitted inclinations the floor's share of ``ln e_k`` moves with i and is dropped as well).
+    """
 
     nuisance: bool = True  # fit Upsilon, D and i per galaxy (False: fixed at 0.5 / 0.7 and table1's D and i)
     loss: str = "chi2"

@@ -14,6 +14,9 @@ The files read, as the commands write them (extra columns and keys are ignored):
 - ``jaxcoh halos``: ``halos.csv`` (``galaxy, model, chi2_nu, bic``) -> ``halo_chi2``; ``halos.json``
   (``models.NAME.wins_by_bic``) -> ``halo_wins``; ``halo_curves.csv`` (``galaxy, model, R_kpc, V_obs, e_V_obs,
   V_gas, V_disk, V_bul, V_bar, V_model``) -> ``halo_curves``. Directories without any of them say nothing of these.
+- ``jaxcoh sample``: ``posterior.nc`` (the variables without a galaxy dimension) -> ``posterior_traces``,
+  ``posterior_corner``; ``posterior_curves.csv`` (``galaxy, R_kpc, V_obs, e_V_obs, V_model_q05, ..., V_model_q95``)
+  -> ``posterior_curves``. Directories without either say nothing of these.
 """
 
 from __future__ import annotations
@@ -30,18 +33,22 @@ from ._common import DEFAULT_DPI, ResultFormatError, require_matplotlib, save_fi
 from ._curves import CURVE_COLUMNS, plot_rar, plot_residuals, plot_rotation_curves, select_galaxies
 from ._fmissing import PREDICTION_COLUMNS, plot_f_missing
 from ._halos import HALO_COLUMNS, HALO_CURVE_COLUMNS, plot_halo_chi2, plot_halo_curves, plot_halo_wins
+from ._posterior import (POSTERIOR_CURVE_COLUMNS, plot_posterior_corner, plot_posterior_curves, plot_traces,
+                         read_shared_draws)
 from ._sweeps import SWEEP_COLUMNS, plot_corner, plot_profile, plot_sweep_heatmaps
 
 log = logging.getLogger("jaxcoh")
 
 PLOTS = ("f_missing", "rotation_curves", "rar", "residuals", "sweep_heatmaps", "sweep_profile", "sweep_corner",
-         "halo_chi2", "halo_wins", "halo_curves")
+         "halo_chi2", "halo_wins", "halo_curves", "posterior_traces", "posterior_corner", "posterior_curves")
 HALO_FILES = {"halo_chi2": "halos.csv", "halo_wins": "halos.json", "halo_curves": "halo_curves.csv"}
+POSTERIOR_FILES = {"posterior_traces": "posterior.nc", "posterior_corner": "posterior.nc",
+                   "posterior_curves": "posterior_curves.csv"}
 SWEEP_PLOT = {"grid": "sweep_heatmaps", "profile": "sweep_profile", "bootstrap": "sweep_corner",
               "multistart": "sweep_corner"}
 LOOKED_FOR = ("predictions.csv (with reproduce.json) from jaxcoh reproduce; curves.csv from jaxcoh compare or "
               "jaxcoh fit; sweep.json with sweep.parquet or sweep.csv from jaxcoh sweep; halos.csv, halos.json and "
-              "halo_curves.csv from jaxcoh halos")
+              "halo_curves.csv from jaxcoh halos; posterior.nc and posterior_curves.csv from jaxcoh sample")
 
 
 def _read_json(path: Path) -> dict:
@@ -78,6 +85,7 @@ class _Plan:
         self._curves()
         self._sweep()
         self._halos()
+        self._posterior()
 
     def _reproduce(self) -> None:
         pred, rep = self.dir / "predictions.csv", self.dir / "reproduce.json"
@@ -173,6 +181,31 @@ class _Plan:
                     self.inputs[name] = {key: table}
 
 
+    def _posterior(self) -> None:
+        present = {f for f in set(POSTERIOR_FILES.values()) if (self.dir / f).is_file()}
+        for name, f in POSTERIOR_FILES.items():
+            if f not in present:
+                self.skipped[name] = f"{f} not found (written by jaxcoh sample)"
+                if not present:  # not a sample directory: nothing to say
+                    self.other_kind.add(name)
+        if "posterior.nc" in present:
+            try:
+                draws, attrs = read_shared_draws(self.dir / "posterior.nc")
+            except (OSError, ValueError) as e:
+                raise ResultFormatError(f"{self.dir / 'posterior.nc'}: cannot be read by ArviZ: {e}") from None
+            for name in ("posterior_traces", "posterior_corner"):
+                if draws:
+                    self.inputs[name] = {"draws": draws, "model": attrs.get("model")}
+                else:
+                    self.skipped[name] = "posterior.nc holds no shared parameter"
+        if "posterior_curves.csv" in present:
+            table = _read_table(self.dir / "posterior_curves.csv", POSTERIOR_CURVE_COLUMNS)
+            if table.empty:
+                self.skipped["posterior_curves"] = f"{self.dir / 'posterior_curves.csv'} has no rows"
+            else:
+                self.inputs["posterior_curves"] = {"curves": table}
+
+
 def available_plots(result_dir: str | Path) -> dict[str, str | None]:
     """For every plot jaxcoh knows (:data:`PLOTS`), ``None`` when ``result_dir`` holds what it needs, else the
     reason it does not. Raises :class:`ResultFormatError` for a file present but malformed."""
@@ -203,6 +236,9 @@ def _renderers(galaxies) -> dict[str, Callable[..., Any]]:
         "halo_chi2": lambda table: plot_halo_chi2(table),
         "halo_wins": lambda summary: plot_halo_wins(summary),
         "halo_curves": lambda curves: plot_halo_curves(curves, galaxies=galaxies),
+        "posterior_traces": lambda draws, model: plot_traces(draws, model),
+        "posterior_corner": lambda draws, model: plot_posterior_corner(draws, model),
+        "posterior_curves": lambda curves: plot_posterior_curves(curves, galaxies=galaxies or 8),
     }
 
 
@@ -222,7 +258,7 @@ def plot_result_dir(result_dir: str | Path, out: str | Path | None = None, forma
         found = [r for r in reasons if "not found" not in r]
         raise FileNotFoundError(f"nothing to plot in {result_dir}: looked for {LOOKED_FOR}"
                                 + (f" ({'; '.join(found)})" if found else ""))
-    for name in ("rotation_curves", "halo_curves"):  # a bad selection stops before any figure is written
+    for name in ("rotation_curves", "halo_curves", "posterior_curves"):  # a bad selection stops before any figure is written
         if name in plan.inputs:
             curves = plan.inputs[name]["curves"]
             shown = select_galaxies(curves, galaxies)
