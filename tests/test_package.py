@@ -146,3 +146,37 @@ def test_compilation_cache_on_by_default_with_an_opt_out(tmp_path):
     assert out["flag_wins"] == ["None", "--compilation-cache"]
     (line,) = out["info_off"]
     assert line.startswith("compilation cache: off (--compilation-cache;")
+
+
+def test_reproduce_fits_models_side_by_side_with_the_numbers_of_one_after_another():
+    """`reproduce` fits its models in threads (one compiles while another runs); every number is the one a lone
+    fit and cross-validation of that model give, and the metrics at the seed's parameters (compiled, shared by all
+    models) are those of the plain `evaluate`."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxcoh
+    from jaxcoh.fmissing import FitSettings, cross_validate, derive_f_missing, fit, fit_data, get_model
+    from jaxcoh.fmissing.objective import evaluate
+    from jaxcoh.fmissing.reproduce import reproduce
+    from jaxcoh.seed import SEED_FITS
+    from jaxcoh.solvers import SolverOptions
+
+    cat = jaxcoh.mock_catalog(30, seed=1, n_max=10)
+    settings = FitSettings(n_starts=4, options=SolverOptions(max_iter=30))
+    models = ("power_law", "power_law_sigma")
+    res, _, pred = reproduce(cat, recipe="sparc", models=models, settings=settings, cv_folds=2, cv_repeats=1)
+    assert list(res["models"]) == list(models) and list(dict.fromkeys(pred["model"])) == list(models)
+    data = fit_data(derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
+    for name in models:
+        lone = fit(name, data, settings)
+        cv = cross_validate(name, data, settings._replace(n_starts=8), n_folds=2, n_repeats=1)
+        got = res["models"][name]
+        for key in ("params", "stderr"):  # exactly (NaN where an error is withheld)
+            assert list(got["fit"][key]) == list(getattr(lone, key))
+            np.testing.assert_array_equal(list(got["fit"][key].values()), list(getattr(lone, key).values()))
+        assert got["fit"]["rms"] == lone.metrics["rms"] and got["cv"]["rms"] == cv.rms
+        seed = {k: jnp.asarray(v) for k, v in SEED_FITS[name]["params"].items()}
+        plain = evaluate(get_model(name), seed, data)
+        for k in ("rms", "r", "spearman"):
+            assert got["at_seed_params"][k] == pytest.approx(float(plain[k]), rel=1e-12, abs=1e-14)

@@ -12,6 +12,7 @@ import numpy as np
 from jax import Array
 
 from ..metrics import pearson_r, rms, spearman_rho
+from ..tracecache import persistent
 from .derivation import FMissing
 from .fitting import FitSettings, best_of_starts, solve_batch, starts
 from .models import Model, get_model
@@ -52,6 +53,7 @@ def fold_weights(sample: np.ndarray, n_folds: int, n_repeats: int, seed: int) ->
     return held
 
 
+@persistent(("model", "solver", "options"))  # traced once, kept between processes with the compiled program
 @functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
 def _cv_core(model, solver, options, z0, data: FitData, held: Array):
     n_rep, n_fold, g = held.shape

@@ -22,10 +22,10 @@ from ..config import precision_name
 from ..fitresult import FitResult
 from ..solvers import SolverOptions, SolverResult, Status, solve
 from ..tracecache import persistent
-from ..uncertainty import ErrorAnalysis, hessian_errors
+from ..uncertainty import ErrorAnalysis, hessian_errors, is_log_coordinate
 from .derivation import FMissing
 from .models import Model, get_model
-from .objective import FitData, as_fit_data, diagnose, evaluate, model_residuals, unconstrained_residuals
+from .objective import FitData, as_fit_data, diagnose, evaluate_compiled, model_residuals, unconstrained_residuals
 
 
 class FitSettings(NamedTuple):
@@ -114,7 +114,7 @@ def fit(
     i = int(np.argmin(loss))
     best = jax.tree_util.tree_map(lambda a: a[i], res)
     values = model.parameters.to_values(best.z)
-    metrics = {k: float(v) for k, v in jax.jit(evaluate, static_argnums=0)(model, values, data, w).items()}
+    metrics = {k: float(v) for k, v in evaluate_compiled(model, values, data, w).items()}
     n_eff = float(jnp.sum(jnp.where(data.sample, w, 0.0)))
     errors = least_squares_errors(model, values, data, w, loss[i], n_eff)
     return FMissingFit(
@@ -143,4 +143,23 @@ def least_squares_errors(model: Model, values, data: FitData, weights, ssr: floa
     def nll(v):
         return jnp.sum(model_residuals(model, v, data, weights) ** 2) / (2 * s2)
 
-    return hessian_errors(nll, {k: float(v) for k, v in values.items()}, model.parameters, model.derived)
+    values = {k: float(v) for k, v in values.items()}
+    # The Hessian compiled in one program (hessian_errors would run jax.hessian op by op: ~150 tiny compilations on
+    # a first run), in hessian_errors' coordinates: logarithmic for positive parameters.
+    x = np.array([values[n] for n in model.parameters.names])
+    log = tuple(is_log_coordinate(model.parameters, n, v) for n, v in zip(model.parameters.names, x, strict=True))
+    dtype = jnp.result_type(float)
+    q0 = jnp.asarray(np.where(log, np.log(np.where(log, x, 1.0)), x), dtype)
+    H = _nll_hessian(model, log, q0, data, weights, jnp.asarray(s2, dtype))
+    return hessian_errors(nll, values, model.parameters, model.derived, hessian=np.asarray(H))
+
+
+@persistent(("model", "log"))
+@functools.partial(jax.jit, static_argnames=("model", "log"))
+def _nll_hessian(model: Model, log: tuple[bool, ...], q0: Array, data: FitData, weights: Array, s2: Array) -> Array:
+    def nll(q):
+        v = jnp.where(jnp.asarray(log), jnp.exp(q), q)
+        return jnp.sum(model_residuals(model, {n: v[i] for i, n in enumerate(model.parameters.names)}, data,
+                                       weights) ** 2) / (2 * s2)
+
+    return jax.hessian(nll)(q0)

@@ -7,6 +7,7 @@ positive; the reported RMS is ``sqrt(loss / sum(weights))``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -53,8 +54,11 @@ def as_fit_data(fm: FMissing | FitData) -> FitData:
 def predictions(model: Model, values: Mapping[str, Array], data: FitData) -> tuple[Array, Array]:
     """``(F_pred, ok)``: the prediction and where it counts (in the sample, finite and positive)."""
     F_pred = model.predict(values, data.x)
-    ok = data.sample & jnp.isfinite(F_pred) & (jnp.where(jnp.isfinite(F_pred), F_pred, 0.0) > 0)
-    return F_pred, ok
+    return F_pred, _counted(F_pred, data)
+
+
+def _counted(F_pred: Array, data: FitData) -> Array:
+    return data.sample & jnp.isfinite(F_pred) & (jnp.where(jnp.isfinite(F_pred), F_pred, 0.0) > 0)
 
 
 def model_residuals(model: Model, values: Mapping[str, Array], data: FitData, weights: Array | None = None) -> Array:
@@ -71,13 +75,32 @@ def unconstrained_residuals(model: Model, z: Mapping[str, Array], data: FitData,
 
 def evaluate(model: Model, values: Mapping[str, Array], data: FitData, weights: Array | None = None) -> dict:
     """RMS, Pearson r and Spearman rho of the model at ``values`` over the counted galaxies (jittable)."""
-    F_pred, ok = predictions(model, values, data)
+    return _metrics(model.predict(values, data.x), data, weights)
+
+
+def _metrics(F_pred: Array, data: FitData, weights: Array | None) -> dict:
+    ok = _counted(F_pred, data)
     return {
         "rms": rms(F_pred - data.target, ok, weights),
         "r": pearson_r(F_pred, data.target, ok, weights),
         "spearman": spearman_rho(F_pred, data.target, ok),
         "n": jnp.sum(ok),
     }
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def predict(model: Model, values: Mapping[str, Array], data: FitData) -> Array:
+    """``F_pred [g]`` of ``model`` at ``values``, compiled (one small program per model)."""
+    return model.predict(values, data.x)
+
+
+_metrics_compiled = jax.jit(_metrics)
+
+
+def evaluate_compiled(model: Model, values: Mapping[str, Array], data: FitData, weights: Array) -> dict:
+    """:func:`evaluate` as two compiled programs: the model's prediction, and the metrics, one program shared by
+    every model (the metrics, with their sort for Spearman's ranks, cost more to compile than most predictions)."""
+    return _metrics_compiled(predict(model, values, data), data, weights)
 
 
 def diagnose(model: Model, z: Mapping[str, Array], data: FitData, weights: Array | None = None,

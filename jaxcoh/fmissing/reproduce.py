@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ from .crossval import cross_validate
 from .derivation import FMissing, derive_f_missing, f_missing_table
 from .fitting import FitSettings, fit
 from .models import get_model
-from .objective import evaluate, fit_data
+from .objective import evaluate_compiled, fit_data, predict
 
 SEED_MODELS = tuple(SEED_FITS)
 
@@ -39,6 +41,7 @@ def reproduce(
     fm: FMissing = derive_f_missing(hyper, catalog, recipe)
     data = fit_data(fm)
     table = f_missing_table(fm, catalog)
+    ones = jnp.ones_like(data.target)  # unit weights: the metrics at the seed's parameters share the fit's program
     out = {
         "sample_size": int(jnp.sum(data.sample)),
         "dtype": precision_name(catalog.dtype),
@@ -53,29 +56,47 @@ def reproduce(
                       "n_starts": cv_settings.n_starts},
         "models": {},
     }
-    predictions = []
-    for name in models:
+
+    def one(name: str) -> tuple[dict, pd.DataFrame]:
         model = get_model(name)
         entry: dict = {"formula": model.formula}
         published = SEED_FITS.get(name)
         if published is not None:
             entry["seed"] = {"params": published["params"], "rms": published["rms"], "r": published["r"]}
-            at = evaluate(model, {k: jnp.asarray(v, catalog.dtype) for k, v in published["params"].items()}, data)
+            at = evaluate_compiled(model, {k: jnp.asarray(v, catalog.dtype) for k, v in published["params"].items()},
+                                   data, ones)
             entry["at_seed_params"] = {k: float(v) for k, v in at.items()}
         result = fit(model, data, settings, names=list(catalog.names))
         entry["fit"] = result.to_dict()
-        F_pred = np.asarray(model.predict({k: jnp.asarray(v, catalog.dtype) for k, v in result.params.items()}, data.x))
+        F_pred = np.asarray(predict(model, {k: jnp.asarray(v, catalog.dtype) for k, v in result.params.items()}, data))
         keep = np.asarray(data.sample)
-        predictions.append(pd.DataFrame({"galaxy": np.asarray(list(catalog.names), dtype=object)[keep],
-                                         "model": name, "F_missing": np.asarray(data.target)[keep],
-                                         "F_pred": F_pred[keep]}))
+        prediction = pd.DataFrame({"galaxy": np.asarray(list(catalog.names), dtype=object)[keep], "model": name,
+                                   "F_missing": np.asarray(data.target)[keep], "F_pred": F_pred[keep]})
         if published is not None:
             entry["fit"]["rms_minus_seed_rms"] = result.metrics["rms"] - entry["at_seed_params"]["rms"]
         cv = cross_validate(model, data, cv_settings, n_folds=cv_folds, n_repeats=cv_repeats)
         entry["cv"] = cv.to_dict()
-        out["models"][name] = entry
-        if progress:
-            progress(name)
+        return entry, prediction
+
+    # The models are independent: fitted side by side in threads, so that one model's programs compile (XLA releases
+    # the GIL) while another's trace or run; on a first run compilation is most of the time. The numbers are those of
+    # one model after another (the same programs on the same inputs). An interrupt starts no further model but lets
+    # the running ones finish.
+    done: dict[str, tuple[dict, pd.DataFrame]] = {}
+    workers = max(1, min(len(models), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jaxcoh-reproduce") as pool:
+        futures = {pool.submit(one, name): name for name in models}
+        try:
+            for f in as_completed(futures):
+                done[futures[f]] = f.result()
+                if progress:
+                    progress(futures[f])
+        except BaseException:  # an error or an interrupt: start no other model
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    for name in models:
+        out["models"][name] = done[name][0]
+    predictions = [done[name][1] for name in models]
     return out, table, pd.concat(predictions, ignore_index=True)
 
 
