@@ -79,9 +79,15 @@ def plot_posterior_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | 
     for ax, name in zip(axes, shown):
         g = curves[curves["galaxy"].astype(str) == name].sort_values("R_kpc")
         r = g["R_kpc"].to_numpy(float)
-        ax.fill_between(r, g["V_model_q05"], g["V_model_q95"], color="C0", alpha=0.2, lw=0, label="90%")
-        ax.fill_between(r, g["V_model_q16"], g["V_model_q84"], color="C0", alpha=0.4, lw=0, label="68%")
-        ax.plot(r, g["V_model_q50"], color="C0", lw=1.2, label="median")
+        if len(r) > 1:
+            ax.fill_between(r, g["V_model_q05"], g["V_model_q95"], color="C0", alpha=0.2, lw=0, label="90%")
+            ax.fill_between(r, g["V_model_q16"], g["V_model_q84"], color="C0", alpha=0.4, lw=0, label="68%")
+            ax.plot(r, g["V_model_q50"], color="C0", lw=1.2, label="median")
+        else:  # one point: bands have no width to fill; draw them as bars beside it
+            x = r + 0.02 * max(abs(r[0]), 1e-3)
+            for lo, hi, a in (("q05", "q95", 0.35), ("q16", "q84", 0.7)):
+                ax.vlines(x, g[f"V_model_{lo}"], g[f"V_model_{hi}"], color="C0", alpha=a, lw=4)
+            ax.plot(x, g["V_model_q50"], "_", color="C0", ms=10)
         ax.errorbar(r, g["V_obs"], yerr=g["e_V_obs"], fmt="o", ms=2.5, color="k", lw=0.8, label="observed")
         ax.set_title(name, fontsize="small")
         ax.set_xlabel("R [kpc]")
