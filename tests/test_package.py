@@ -148,10 +148,10 @@ def test_compilation_cache_on_by_default_with_an_opt_out(tmp_path):
     assert line.startswith("compilation cache: off (--compilation-cache;")
 
 
-def test_reproduce_fits_models_side_by_side_with_the_numbers_of_one_after_another():
-    """`reproduce` fits its models in threads (one compiles while another runs); every number is the one a lone
-    fit and cross-validation of that model give, and the metrics at the seed's parameters (compiled, shared by all
-    models) are those of the plain `evaluate`."""
+def test_reproduce_gives_the_numbers_of_lone_fits_with_its_shared_programs():
+    """`reproduce` evaluates the metrics with one compiled program shared by every model and the prediction apart:
+    every number is the one a lone fit and cross-validation of that model give, and the metrics at the seed's
+    parameters are those of the plain (uncompiled) `evaluate`."""
     import jax.numpy as jnp
     import numpy as np
 

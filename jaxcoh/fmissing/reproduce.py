@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import jax.numpy as jnp
 import numpy as np
@@ -78,25 +76,12 @@ def reproduce(
         entry["cv"] = cv.to_dict()
         return entry, prediction
 
-    # The models are independent: fitted side by side in threads, so that one model's programs compile (XLA releases
-    # the GIL) while another's trace or run; on a first run compilation is most of the time. The numbers are those of
-    # one model after another (the same programs on the same inputs). An interrupt starts no further model but lets
-    # the running ones finish.
-    done: dict[str, tuple[dict, pd.DataFrame]] = {}
-    workers = max(1, min(len(models), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jaxcoh-reproduce") as pool:
-        futures = {pool.submit(one, name): name for name in models}
-        try:
-            for f in as_completed(futures):
-                done[futures[f]] = f.result()
-                if progress:
-                    progress(futures[f])
-        except BaseException:  # an error or an interrupt: start no other model
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    predictions = []
     for name in models:
-        out["models"][name] = done[name][0]
-    predictions = [done[name][1] for name in models]
+        out["models"][name], prediction = one(name)
+        predictions.append(prediction)
+        if progress:
+            progress(name)
     return out, table, pd.concat(predictions, ignore_index=True)
 
 
