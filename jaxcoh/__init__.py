@@ -12,11 +12,16 @@ Layers, each importing only from those above it in this list (checked by ``tests
 - two sibling workflows with the same verbs (``register_model``, ``fit``, ``evaluate``, ``diagnose``, ``starts``,
   a settings object and a result type with the same core fields, :class:`~jaxcoh.fitresult.FitResult`):
   :mod:`jaxcoh.fmissing` (models of the derived ratio F_missing) and :mod:`jaxcoh.curves` (models of the rotation
-  curves themselves, fitted jointly with per-galaxy and nuisance parameters); models -> objective -> fit within each;
+  curves themselves, fitted jointly with per-galaxy and nuisance parameters: the baselines, the coherence kernel, the
+  halos of Li et al. 2020 in :mod:`jaxcoh.curves.halos`); models -> objective -> fit within each;
 - solvers: :mod:`jaxcoh.solvers` (Levenberg-Marquardt, block-arrowhead LM, L-BFGS, Adam) and
   :mod:`~jaxcoh.uncertainty` (Hessian errors), used by both workflows' fits;
 - :mod:`~jaxcoh.mock` (catalogs generated from a known truth);
-- the command line, :mod:`jaxcoh.cli`, and :mod:`jaxcoh.plots` (matplotlib, optional).
+- sweeps and sampling: :mod:`jaxcoh.fmissing.sweeps`, :mod:`jaxcoh.curves.comparison`, the halo catalogue of Li et al.
+  (:mod:`jaxcoh.curves.halo_catalog`), posteriors by NUTS (:mod:`jaxcoh.sampling`, blackjax and ArviZ;
+  :mod:`jaxcoh.curves.sampling`), calibrated by simulation (:mod:`jaxcoh.curves.calibration`);
+- the command line, :mod:`jaxcoh.cli`, :mod:`jaxcoh.plots` (matplotlib, optional) and the benchmarks,
+  :mod:`jaxcoh.bench`.
 """
 
 from . import curves, fmissing

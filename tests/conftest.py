@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+# Compilation dominates the suite's time: LLVM's optimisation passes are skipped (the programs compute the same
+# values; a test's few iterations do not repay them).
+os.environ["XLA_FLAGS"] = " ".join(filter(None, (os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0")))
 
-import jaxcoh
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import jaxcoh  # noqa: E402
+from jaxcoh.compilation_cache import configure  # noqa: E402
+
+# One persistent compilation cache for the whole run, shared by the pytest-xdist workers (a program one of them
+# compiled, the other loads), and never the user's own: the commands the tests run would otherwise write to
+# ~/.cache/jaxcoh. The process that creates it (xdist's controller, which starts the workers with its environment,
+# or a run without xdist) removes it at the end.
+CACHE_ENV = "JAXCOH_TEST_COMPILATION_CACHE"
+_OWN_CACHE = CACHE_ENV not in os.environ
+if _OWN_CACHE:
+    os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="jaxcoh-test-cache-")
+configure(os.environ[CACHE_ENV])
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ[CACHE_ENV], ignore_errors=True)
+
 
 jaxcoh.set_precision("float64")
 # A silent (g,) vs (g, n) broadcast is the classic padded-data bug: make it an error in tests.
@@ -38,3 +61,12 @@ def sparc_dir() -> Path:
 @pytest.fixture(scope="session")
 def sparc_catalog(sparc_dir):
     return jaxcoh.load_sparc(sparc_dir)
+
+
+@pytest.fixture(autouse=True)
+def _keep_compilation_cache():
+    """Puts the run's cache back after a test that changed it (``jaxcoh bench`` turns it off, as it times
+    compilation)."""
+    yield
+    if jax.config.jax_compilation_cache_dir != os.environ[CACHE_ENV]:
+        configure(os.environ[CACHE_ENV])

@@ -242,6 +242,9 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, tmp_
     dof = table["n_points"] - table["n_params"]
     np.testing.assert_allclose(table["chi2_nu"][dof > 0], (table["chi2"] / dof)[dof > 0])
     assert table["chi2_nu"][dof <= 0].isna().all()
+    # Each galaxy's own status, from the stationarity test of its parameters (every galaxy is its own problem).
+    assert set(table["status"]) <= {"CONVERGED", "NOT_STATIONARY"} and (table["status"] == "CONVERGED").mean() > 0.9
+    assert "improved_by_starts" in table
     np.testing.assert_allclose(table["bic"], table["chi2"] + table["n_params"] * np.log(table["n_points"]))
     np.testing.assert_allclose(table["log10_M200"], 3 * np.log10(table["V200"]) - math.log10(10 * H0 * G), rtol=1e-9)
     np.testing.assert_allclose(table["rs"], table["V200"] / (10 * H0) / table["C200"], rtol=1e-9)
@@ -255,6 +258,7 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, tmp_
     assert m["Burkert-Flat"]["wins_by_bic"] + m["NFW-Flat"]["wins_by_bic"] == 175
     assert summary["pairwise_bic_preference"]["Burkert-Flat"]["NFW-Flat"] == m["Burkert-Flat"]["wins_by_bic"]
     assert m["Burkert-Flat"]["median_chi2_nu"] < m["NFW-Flat"]["median_chi2_nu"]
+    assert m["NFW-Flat"]["n_galaxies_converged"] == int((table[table.model == "NFW-Flat"].status == "CONVERGED").sum())
     module = importlib.import_module("jaxcoh.curves.halo_catalog")  # (jaxcoh.curves.halo_catalog is the function)
     monkeypatch.setattr(module, "fit", lambda *a, **k: pytest.fail("refitted a stored model"))
     assert main(args) == 0  # resumed from out/models

@@ -155,7 +155,7 @@ def test_joint_fit_recovers_mock_truth():
     h = truth.hyper
     model = fix_parameters("unified_multiplicative", A0=float(h.A0), gamma_rough=float(h.gamma_rough),
                            beta_sigma=float(h.beta_sigma), ell0=float(h.ell0), p=float(h.p), n_coh=float(h.n_coh))
-    fit = jaxcoh.curves.fit(model, cat, CurveSettings(n_starts=1, solver="block_lm"))
+    fit = jaxcoh.curves.fit(model, cat, CurveSettings(n_starts=1, solver="block_lm", galaxy_starts=1))
     assert fit.status == "CONVERGED"
     # parameters that touch the data: 4 shared, Upsilon_disk, D and i of every galaxy, Upsilon_bul where there is a bulge
     bulge = (np.asarray(cat.V_bul) != 0) & np.asarray(cat.mask)
@@ -176,7 +176,8 @@ def test_joint_fit_recovers_mock_truth():
 
 def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     cat = small_mock
-    settings = CurveSettings(n_starts=1, errors=False, solver="block_lm", likelihood=Likelihood(nuisance=False))
+    settings = CurveSettings(n_starts=1, errors=False, solver="block_lm", likelihood=Likelihood(nuisance=False),
+                             galaxy_starts=1)
     summary, per_galaxy, curves = compare(cat, None, settings, out=tmp_path)
     # A re-run with the same catalog and arguments loads every model instead of fitting it again (resume) ...
     fitted = []
@@ -222,7 +223,7 @@ def test_standard_cuts_and_rar_on_sparc(sparc_catalog):
     assert (report["n_galaxies"], report["n_points"]) == (147, 2696)  # MLS16 quote 153 / 2693
     V, e, m = (np.asarray(a) for a in (cut.V_obs, cut.e_V_obs, cut.mask))
     assert np.all(e[m] < 0.1 * V[m])
-    summary, _, _ = compare(cut, ["rar"], CurveSettings(n_starts=1, solver="block_lm"))
+    summary, _, _ = compare(cut, ["rar"], CurveSettings(n_starts=1, solver="block_lm", galaxy_starts=1))
     rar = summary["models"]["rar"]
     assert abs(rar["params"]["g_dagger"] - G_DAGGER_MLS16) <= G_DAGGER_MLS16_ERR
     assert rar["published"]["g_dagger_within_published_error"]
@@ -242,7 +243,7 @@ def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
     bad = dataclasses.replace(small_mock, e_V_obs=jnp.asarray(e))
     name = bad.names[3]
     with pytest.raises(FloatingPointError) as info:
-        fit("rar", bad, CurveSettings(n_starts=1, solver="block_lm", errors=False))
+        fit("rar", bad, CurveSettings(n_starts=1, solver="block_lm", errors=False, galaxy_starts=1))
     msg = str(info.value)
     assert f"objective not finite for galaxy {name}" in msg
     assert f"distance[{name}]" in msg and "g_dagger" in msg

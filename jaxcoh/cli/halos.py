@@ -11,9 +11,9 @@ from .common import (
     load_cut_data,
     log,
     out_option,
-    progress,
 )
 from .options import Option
+from .reporting import solver_progress
 from .rundir import write_run
 
 
@@ -55,6 +55,7 @@ def settings(values: dict):
         likelihood=Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"],
                               error_floor=values["error_floor"]),
         galaxy_starts=values["galaxy_starts"], seed=values["seed"], errors=values["errors"],
+        report=not values["quiet"],  # per-iteration progress (jaxcoh.cli.reporting)
         solver_options=(first._replace(max_iter=values["start_iter"]), polish._replace(max_iter=values["max_iter"])))
 
 
@@ -72,12 +73,12 @@ def run(values: dict) -> int:
     models = values["models"] or halo_model_names()
     per_fit = values["models_per_fit"] or None
     done = []
-    with progress(len(models), "fitting halo models", not values["quiet"]) as bar:
-        def step(name):
-            done.append(name)
-            log.info(f"fitted {name} ({len(done)} of {len(models)} models)")
-            bar.update(1)
 
+    def step(name):
+        done.append(name)
+        log.info(f"fitted {name} ({len(done)} of {len(models)} models)")
+
+    with solver_progress(values, "halos "):  # every solver iteration, and a line per model
         parts = fit_halo_models(cat, models, settings(values), out=values["out"], progress=step,
                                 models_per_fit=per_fit)
     summary = {"cuts": values["cuts"], "sample": report, **catalog_summary(parts, cat), "data_kind": data["kind"],

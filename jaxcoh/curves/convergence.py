@@ -43,9 +43,15 @@ class Convergence(NamedTuple):
     projected_gradient_norm: float  # 2-norm of the projected gradient in the solver's coordinates
     relative_change: float  # of the objective over the last iterations
     converged: bool
+    galaxy_step: np.ndarray | None = None  # [g] max step in standard errors over each galaxy's own parameters
 
     def to_dict(self) -> dict:
-        return {**self._asdict(), "stationarity_tol": STATIONARITY_TOL, "change_tol": CHANGE_TOL}
+        d = {k: v for k, v in self._asdict().items() if k != "galaxy_step"}
+        return {**d, "stationarity_tol": STATIONARITY_TOL, "change_tol": CHANGE_TOL}
+
+    def galaxy_stationary(self) -> np.ndarray | None:
+        """``[g]`` bool: each galaxy's own parameters pass the stationarity test (the fit's shared ones aside)."""
+        return None if self.galaxy_step is None else self.galaxy_step <= STATIONARITY_TOL
 
 
 def _pack(model: CurveModel, opts: Likelihood, z: dict, n_galaxies: int, dtype) -> tuple[Array, Array]:
@@ -72,7 +78,8 @@ def _bounded(params) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("model", "opts"))
 def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
-    """``(max step in standard errors, projected gradient norm, shared touch [ks], per-galaxy touch [g, kl])``."""
+    """``(max step in standard errors, projected gradient norm, shared touch [ks], per-galaxy touch [g, kl], max step
+    over each galaxy's own coordinates [g])``."""
     s, L = _pack(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
     n = data.cat.n_max  # the first n residual columns are the points, the rest are prior terms
 
@@ -106,8 +113,9 @@ def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
         uncons.append(L.ravel())
         kinds = [p for _, p in per_galaxy_groups(model, opts)]
         bounded.append(jnp.broadcast_to(_bounded(kinds), L.shape).ravel())
+    n_galaxies = L.shape[0]
     if not grads:
-        return jnp.zeros((), dt), jnp.zeros((), dt), touch_s, touch_l
+        return jnp.zeros((), dt), jnp.zeros((), dt), touch_s, touch_l, jnp.zeros((n_galaxies,), dt)
     g, h, x, b = (jnp.concatenate(a) for a in (grads, diags, uncons, bounded))
     # The bijection of a bounded parameter is sigmoid(z) over its range: at u ~ 0 it is at the lower bound, where a
     # positive gradient (the objective falls toward the bound) is the bound's to hold, not the data's.
@@ -115,16 +123,20 @@ def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     outward = b & (((u <= BOUND_U) & (g > 0)) | ((u >= 1 - BOUND_U) & (g < 0)))
     g = jnp.where(outward, 0.0, g)
     step = jnp.where(h > 0, jnp.abs(g) / jnp.sqrt(jnp.where(h > 0, h, 1.0)), jnp.where(g != 0, jnp.inf, 0.0))
-    return jnp.max(step), jnp.sqrt(jnp.sum(g**2)), touch_s, touch_l
+    k_s = s.shape[0]
+    per_galaxy = (jnp.max(step[k_s:].reshape(n_galaxies, -1), axis=1) if J_l is not None
+                  else jnp.zeros((n_galaxies,), dt))
+    return jnp.max(step), jnp.sqrt(jnp.sum(g**2)), touch_s, touch_l, per_galaxy
 
 
 def assess(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, relative_change: float
            ) -> tuple[Convergence, int]:
     """The :class:`Convergence` of the solution ``z`` (given the solver's last relative change) and the number of
     fitted parameters that touch the data."""
-    step, gnorm, touch_s, touch_l = jax.device_get(stationarity(model, z, data, opts))
+    step, gnorm, touch_s, touch_l, galaxy_step = jax.device_get(stationarity(model, z, data, opts))
     active = np.asarray(data.cat.galaxy_mask)
     n_params = int(np.sum(touch_s)) + int(np.sum(np.asarray(touch_l)[active]))
     change = float(relative_change)
     ok = bool(np.isfinite(step) and step <= STATIONARITY_TOL and math.isfinite(change) and abs(change) <= CHANGE_TOL)
-    return Convergence(float(step), float(gnorm), change, ok), n_params
+    galaxy_step = np.where(active, np.asarray(galaxy_step, float), 0.0)
+    return Convergence(float(step), float(gnorm), change, ok, galaxy_step), n_params

@@ -7,7 +7,6 @@ residuals; the shared parameters start from a few Sobol points, solved side by s
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
@@ -21,6 +20,7 @@ from jax import Array
 from ..catalog import Catalog
 from ..config import precision_name
 from ..solvers import SolverOptions, SolverResult, Status, solve
+from ..solvers.common import jit_with_options
 from .convergence import Convergence, assess
 from .errors import curve_errors
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
@@ -95,7 +95,7 @@ def _solve_one(model: CurveModel, opts: Likelihood, solver: str, solver_options:
     return res._replace(loss=objective(res.z, model, data, opts))  # LM reports sum(r^2) = 2 objective
 
 
-@functools.partial(jax.jit, static_argnames=("model", "opts", "solver", "solver_options"))
+@jit_with_options(static_argnames=("model", "opts", "solver"), options_argnames=("solver_options",))
 def solve_joint(model: CurveModel, opts: Likelihood, solver: str, solver_options: tuple[SolverOptions, ...],
                 z0: dict, data: CurveData):
     """Solves from every start in ``z0`` (leading axis S) in one vmapped call. ``solver`` may chain solvers,

@@ -12,7 +12,6 @@ ranking by BIC.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..solvers import SolverOptions, solve
+from ..solvers.common import jit_with_options
 from .likelihood import CurveData, Likelihood, evaluate, residuals
 from .models import CurveModel
 from .nuisance import NUISANCE, nuisance_at_scores
@@ -36,9 +36,11 @@ class GalaxyStarts(NamedTuple):
     n_starts: int
     n_multimodal: int
     n_improved: int
+    multimodal: np.ndarray | None = None  # [g] bool: the galaxy's starts ended in different optima
+    improved: np.ndarray | None = None  # [g] bool: one of its other starts beat the joint fit's solution
 
     def to_dict(self) -> dict:
-        return self._asdict()
+        return {"n_starts": self.n_starts, "n_multimodal": self.n_multimodal, "n_improved": self.n_improved}
 
 
 def per_galaxy_groups(model: CurveModel, opts: Likelihood) -> list[tuple[str, object]]:
@@ -64,7 +66,7 @@ def start_design(model: CurveModel, data: CurveData, opts: Likelihood, n: int, s
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("model", "opts", "options"))
+@jit_with_options(static_argnames=("model", "opts"), options_argnames=("options",))
 def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
                       data: CurveData):
     """Every galaxy's own parameters refitted from each start of ``starts`` (``{group: {name: [K, g]}}``) with the
@@ -97,6 +99,7 @@ def best_start_per_galaxy(model: CurveModel, opts: Likelihood, options: SolverOp
     finite = np.isfinite(terms)
     spread = np.max(np.where(finite, terms, -np.inf), axis=0) - low
     tol = np.maximum(DISAGREE_ABS, 1e-6 * np.abs(low))
-    info = GalaxyStarts(n_starts=n_starts, n_multimodal=int(np.sum(active & (spread > tol))),
-                        n_improved=int(np.sum(active & (terms[0] - low > tol))))
+    multimodal, improved = active & (spread > tol), active & (terms[0] - low > tol)
+    info = GalaxyStarts(n_starts=n_starts, n_multimodal=int(np.sum(multimodal)), n_improved=int(np.sum(improved)),
+                        multimodal=multimodal, improved=improved)
     return {"shared": z["shared"], **picked}, info

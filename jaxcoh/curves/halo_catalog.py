@@ -92,9 +92,11 @@ def _at_bound(fitted: CurveFit, spec) -> np.ndarray:
     return out
 
 
-def galaxy_rows(fitted: CurveFit, cat: Catalog, model) -> pd.DataFrame:
-    """One row per galaxy with points (:data:`COLUMNS`, ``<parameter>_err`` for every fitted parameter, and
-    ``at_bound``)."""
+def galaxy_rows(fitted: CurveFit, cat: Catalog, model, status: np.ndarray, improved: np.ndarray | None
+                ) -> pd.DataFrame:
+    """One row per galaxy with points (:data:`COLUMNS`, ``<parameter>_err`` for every fitted parameter, ``at_bound``
+    and ``improved_by_starts``: whether another start found a better optimum than the fit's own solution, i.e. one
+    start per galaxy would have missed it); ``status`` and ``improved`` are given for those galaxies only."""
     opts = fitted.likelihood
     k, has_bulge = _galaxy_parameters(model.local.names, cat, opts.nuisance)
     n = np.asarray(fitted.per_galaxy_points, int)
@@ -111,13 +113,16 @@ def galaxy_rows(fitted: CurveFit, cat: Catalog, model) -> pd.DataFrame:
     cols["V200"], cols["C200"] = np.asarray(fitted.local["V200"], float), np.asarray(fitted.local["C200"], float)
     cols.update({f: np.asarray(v, float) for f, v in derived.items()})
     cols.update(chi2=chi2, chi2_nu=np.where(dof > 0, chi2 / np.where(dof > 0, dof, 1), np.nan), n_points=n,
-                n_params=k, bic=chi2 + k * np.log(np.maximum(n, 1)), status=fitted.status)
+                n_params=k, bic=chi2 + k * np.log(np.maximum(n, 1)))
     for name in (*model.local.names, *(NUISANCE.names if opts.nuisance else ())):
         err = fitted.per_galaxy_stderr.get(name)
         err = np.full(len(n), np.nan) if err is None else np.asarray(err, float)
         cols[f"{name}_err"] = np.where(has_bulge, err, np.nan) if name == "upsilon_bulge" else err
     cols["at_bound"] = _at_bound(fitted, model.local)
-    return pd.DataFrame(cols)[n > 0].reset_index(drop=True)
+    table = pd.DataFrame(cols)[n > 0].reset_index(drop=True)
+    table.insert(list(COLUMNS).index("status"), "status", status)
+    table["improved_by_starts"] = improved if improved is not None else pd.NA
+    return table
 
 
 def model_curves(fitted: CurveFit, cat: Catalog, model) -> pd.DataFrame:
@@ -152,13 +157,20 @@ def model_slice(fitted: CurveFit, m: int, g: int, model) -> CurveFit:
         n_points=int(np.sum(fitted.per_galaxy_points[sl])), description=model.description)
 
 
-def _multimodal(fitted: CurveFit, m: int, g: int) -> tuple[int | None, int | None]:
-    """``(galaxies of model m whose starts disagreed, (model, galaxy) rows of the whole fit whose starts did)``:
-    :class:`~jaxcoh.curves.galaxy_starts.GalaxyStarts` counts rows, so a stack of several models has no per-model
-    count (None)."""
-    starts = fitted.galaxy_starts
-    total = None if starts is None else int(starts.n_multimodal)
-    return (total if g == fitted.n_galaxies else None), total
+def _rows(flags: np.ndarray | None, m: int, g: int) -> np.ndarray | None:
+    """Model ``m``'s entries ``[g]`` of a per-row array of a stacked fit."""
+    return None if flags is None else np.asarray(flags)[m * g:(m + 1) * g]
+
+
+def galaxy_status(fitted: CurveFit, m: int, g: int) -> np.ndarray:
+    """``[g]`` each galaxy's status under model ``m``: CONVERGED where its own parameters pass the stationarity test
+    of :mod:`~jaxcoh.curves.convergence` (the galaxies are independent problems: no shared parameters), else
+    NOT_STATIONARY; the fit's own status where the test was not run."""
+    conv = fitted.convergence
+    stationary = _rows(None if conv is None else conv.galaxy_stationary(), m, g)
+    if stationary is None:
+        return np.full(g, fitted.status, dtype=object)
+    return np.where(stationary, "CONVERGED", "NOT_STATIONARY").astype(object)
 
 
 def model_parts(fitted: CurveFit, cat: Catalog, names: Sequence[str], wall_s: float
@@ -170,13 +182,19 @@ def model_parts(fitted: CurveFit, cat: Catalog, names: Sequence[str], wall_s: fl
     for m, name in enumerate(names):
         model = get_model(name)
         one = model_slice(fitted, m, g, model)
-        mine, total = _multimodal(fitted, m, g)
+        multimodal = _rows(None if starts is None else starts.multimodal, m, g)
+        improved = _rows(None if starts is None else starts.improved, m, g)
+        status = galaxy_status(fitted, m, g)
+        has_points = np.asarray(one.per_galaxy_points) > 0
         doc = {"name": name, "display_name": display_name(name), "fitted_with": list(names),
                "status": fitted.status, "wall_s": wall_s, "n_iter": fitted.n_iter, "objective": fitted.objective,
-               "n_galaxies_multimodal": mine, "n_multimodal_in_fit": total,
+               "n_galaxies_multimodal": None if multimodal is None else int(np.sum(multimodal & has_points)),
+               "n_galaxies_improved_by_starts": None if improved is None else int(np.sum(improved & has_points)),
+               "n_galaxies_converged": int(np.sum((status == "CONVERGED") & has_points)),
                "galaxy_starts": None if starts is None else starts.to_dict(),
                "convergence": None if conv is None else conv.to_dict()}
-        out[name] = (doc, {"rows": galaxy_rows(one, cat, model), "curves": model_curves(one, cat, model)})
+        rows = galaxy_rows(one, cat, model, status[has_points], None if improved is None else improved[has_points])
+        out[name] = (doc, {"rows": rows, "curves": model_curves(one, cat, model)})
     return out
 
 
@@ -284,10 +302,12 @@ def catalog_summary(parts: dict[str, dict], cat: Catalog | None = None) -> dict:
             "mean_chi2_nu": float(np.mean(c[ok])) if ok.any() else math.nan,
             f"frac_chi2_nu_below_{CHI2_NU_GOOD:g}": float(np.mean(c[ok] < CHI2_NU_GOOD)) if ok.any() else math.nan,
             "wins_by_bic": wins[d], "wins_by_bic_within_prior_set": by_prior.get(d),
-            "n_galaxies_multimodal": doc.get("n_galaxies_multimodal"),
-            "n_multimodal_rows_of_its_fit": doc.get("n_multimodal_in_fit"), "fitted_with": doc.get("fitted_with"),
+            "n_galaxies_improved_by_starts": doc.get("n_galaxies_improved_by_starts"),
+            # (after the starts' own iterations, before polishing: includes starts still moving, an upper bound)
+            "n_galaxies_starts_disagreed": doc.get("n_galaxies_multimodal"),
+            "n_galaxies_converged": int((rows["status"] == "CONVERGED").sum()), "fitted_with": doc.get("fitted_with"),
             "n_at_bound": int((rows["at_bound"].fillna("") != "").sum()),
-            "status": doc["status"], "wall_s_of_its_fit": doc["wall_s"],
+            "status_of_its_fit": doc["status"], "wall_s_of_its_fit": doc["wall_s"],
         }
     both = bic.dropna()
     prefer = {a: {b: int(np.sum(both[a] < both[b])) for b in names if b != a} for a in names}
@@ -322,13 +342,13 @@ def format_summary(summary: dict) -> str:
     good = f"frac_chi2_nu_below_{CHI2_NU_GOOD:g}"
     lines = [f"{summary['n_galaxies']} galaxies, {summary.get('n_points', '?')} points, {summary.get('dtype', '')}",
              f"{'model':<14}{'N':>5}{'med chi2_nu':>13}{'mean':>9}{'<2':>7}{'BIC wins':>10}{'in set':>8}"
-             f"{'multimodal':>12}{'at bound':>10}  status"]
+             f"{'improved':>10}{'at bound':>10}{'converged':>11}"]
     for d in summary["ranking_by_median_chi2_nu"]:
         m = summary["models"][d]
-        mm = m["n_galaxies_multimodal"]
+        mm = m["n_galaxies_improved_by_starts"]
         lines.append(f"{d:<14}{m['N']:>5}{m['median_chi2_nu']:>13.3f}{m['mean_chi2_nu']:>9.2f}{m[good]:>7.2f}"
                      f"{m['wins_by_bic']:>10}{m['wins_by_bic_within_prior_set'] or 0:>8}"
-                     f"{'-' if mm is None else mm:>12}{m['n_at_bound']:>10}  {m['status']}")
+                     f"{'-' if mm is None else mm:>10}{m['n_at_bound']:>10}{m['n_galaxies_converged']:>11}")
     for d, v in summary.get("cored_vs_nfw_flat", {}).items():
         lines.append(f"{d} against NFW-Flat by BIC: better for {v['better']} galaxies, worse for {v['worse']}")
     return "\n".join(lines)

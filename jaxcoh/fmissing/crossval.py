@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import jax
@@ -14,7 +13,8 @@ from jax import Array
 from ..metrics import pearson_r, rms, spearman_rho
 from ..tracecache import persistent
 from .derivation import FMissing
-from .fitting import FitSettings, best_of_starts, solve_batch, starts
+from ..solvers.common import jit_with_options
+from .fitting import FitSettings, best_of_starts, solve_starts_and_weights, starts
 from .models import Model, get_model
 from .objective import FitData, as_fit_data
 
@@ -54,11 +54,11 @@ def fold_weights(sample: np.ndarray, n_folds: int, n_repeats: int, seed: int) ->
 
 
 @persistent(("model", "solver", "options"))  # traced once, kept between processes with the compiled program
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
 def _cv_core(model, solver, options, z0, data: FitData, held: Array):
     n_rep, n_fold, g = held.shape
     train = (data.sample[None, None, :] & ~held).reshape(n_rep * n_fold, g).astype(data.target.dtype)
-    res = solve_batch(model, solver, options, z0, data, train)
+    res = solve_starts_and_weights(model, solver, options, z0, data, train)
     _, best = best_of_starts(res)
     values = jax.vmap(model.parameters.to_values)(best.z)
     F_pred = jax.vmap(lambda v: model.predict(v, data.x))(values).reshape(n_rep, n_fold, g)

@@ -44,6 +44,12 @@ def solve_batch(model: Model, solver: str, options: SolverOptions, z0: Mapping[s
                 weights: Array) -> SolverResult:
     """Fits ``model`` from every start in ``z0`` (``{name: [S]}``, unconstrained) for every weight vector in
     ``weights`` (``[W, g]``). Returns a :class:`SolverResult` with leading axes ``[W, S]``."""
+    return solve_starts_and_weights(model, solver, options, z0, data, weights)
+
+
+def solve_starts_and_weights(model: Model, solver: str, options: SolverOptions, z0: Mapping[str, Array],
+                             data: FitData, weights: Array) -> SolverResult:
+    """The body of :func:`solve_batch`, for use inside other jitted functions (whose ``options`` may be traced)."""
     def one(z, w):
         return solve(solver, z, w, residual_fn=lambda zz, ww: unconstrained_residuals(model, zz, data, ww),
                      options=options)

@@ -30,8 +30,9 @@ from ..results import arrays_digest
 from ..resumable import run_chunked, run_key
 from ..sharding import gather, pad_rows, padded_size, shard_leading
 from ..solvers import SolverOptions, Status, solve
+from ..solvers.common import jit_with_options
 from .derivation import FMissing, derive_f_missing
-from .fitting import FitSettings, best_of_starts, fit, solve_batch, starts
+from .fitting import FitSettings, best_of_starts, fit, solve_batch, solve_starts_and_weights, starts
 from .models import Model, get_model
 from .objective import FitData, as_fit_data, evaluate, fit_data, unconstrained_residuals
 
@@ -98,17 +99,23 @@ def bootstrap_weights(sample: Array, replicates: Array, seed: int) -> Array:
     return jax.vmap(one)(jnp.asarray(replicates))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+def chunk_rows(n_rows: int, chunk_size: int) -> int:
+    """The rows every chunk of a sweep is padded to: one shape for all of them (the last, shorter chunk would
+    otherwise compile its own programs, which costs more than computing the padding)."""
+    return padded_size(min(chunk_size, n_rows))
+
+
+@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
 def _bootstrap_chunk(model, solver, options, z0, data: FitData, replicates: Array, seed: int):
     w = bootstrap_weights(data.sample, replicates, seed).astype(data.target.dtype)
     w = shard_leading(w)
-    _, best = best_of_starts(solve_batch(model, solver, options, z0, data, w))
+    _, best = best_of_starts(solve_starts_and_weights(model, solver, options, z0, data, w))
     values = jax.vmap(model.parameters.to_values)(best.z)
     metrics = jax.vmap(lambda v, ww: evaluate(model, v, data, ww))(values, w)
     return values, best, metrics
 
 
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
 def _bootstrap_continue(model, solver, options, z: dict, data: FitData, replicates: Array, seed: int):
     """Resumes replicate ``b`` from its own ``z[b]`` (one start each): the second phase of :func:`bootstrap`."""
     w = shard_leading(bootstrap_weights(data.sample, replicates, seed).astype(data.target.dtype))
@@ -189,7 +196,7 @@ def bootstrap(
             "solver": solver, "options": options._asdict(), "data": _data_digest(data)}
 
     def compute(lo, hi):
-        reps = pad_rows(np.arange(lo, hi), padded_size(hi - lo))
+        reps = pad_rows(np.arange(lo, hi), chunk_rows(n_boot, chunk_size))
         out = _trim(_bootstrap_phases(model, solver, options, z0, data, reps, seed), hi - lo)
         return _rows(model, {"replicate": np.arange(lo, hi)}, *out)
 
@@ -227,7 +234,7 @@ def _grid_data(recipe, names, base: Hyperparameters, columns: Array, cat: Catalo
                                                           cat, recipe)))(columns)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "solver", "options"))
+@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
 def _grid_fit(model, solver, options, data: FitData, z0, rows: Array | None = None):
     """Every grid point of ``data`` refitted from the starts ``z0`` (``[S]`` leaves), or, with ``rows`` ``[P']``,
     the points ``rows`` each continued from its own state (``[P']`` leaves, one start each). Derived once per chunk
@@ -280,7 +287,7 @@ def hyperparameter_grid(
             "options": options._asdict(), "data": catalog.source, "n_points": catalog.n_points}
 
     def compute(lo, hi):
-        c = pad_rows(cols[lo:hi], padded_size(hi - lo))
+        c = pad_rows(cols[lo:hi], chunk_rows(n, chunk_size))
         data = _grid_data(recipe, names, base, jnp.asarray(c, dt), catalog)
         out = _in_phases(
             lambda o: gather(_grid_fit(model, solver, o, data, z0)),
@@ -296,7 +303,7 @@ def hyperparameter_grid(
 
 
 # ---- profiles ------------------------------------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnames=("model", "name", "solver", "options"))
+@jit_with_options(static_argnames=("model", "name", "solver"), options_argnames=("options",))
 def _profile_chunk(model, name, solver, options, fixed_values: Array, z0, data: FitData):
     spec = model.parameters
     fixed_values = shard_leading(fixed_values)
@@ -342,7 +349,7 @@ def profile(
             "seed": seed, "solver": solver, "options": options._asdict(), "data": _data_digest(data)}
 
     def compute(lo, hi):
-        v = jnp.asarray(pad_rows(vals[lo:hi], padded_size(hi - lo)), dt)
+        v = jnp.asarray(pad_rows(vals[lo:hi], chunk_rows(len(vals), chunk_size)), dt)
         out = _trim(gather(_profile_chunk(model, name, solver, options, v, z0, data)), hi - lo)
         return _rows(model, {f"{name}_fixed": vals[lo:hi]}, *out)
 

@@ -21,8 +21,10 @@ def adam(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
     The learning rate decays from ``learning_rate`` by a factor 100 over ``max_iter`` steps, so late steps refine
     rather than rattle. Converges when the gradient norm falls below ``gtol * (1 + |loss|)``.
     """
-    schedule = optax.exponential_decay(options.learning_rate, transition_steps=max(options.max_iter, 1),
-                                       decay_rate=1e-2)
+    # optax.exponential_decay(learning_rate, max_iter, 1e-2), written out: max_iter may be traced (jit_with_options)
+    def schedule(count):
+        return options.learning_rate * 1e-2 ** (count / jnp.maximum(options.max_iter, 1))
+
     opt = optax.adam(schedule)
     vg = jax.value_and_grad(lambda z: loss_fn(z, args))
 

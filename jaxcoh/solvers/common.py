@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -50,6 +52,69 @@ class SolverOptions(NamedTuple):
     learning_rate: float = 0.05  # Adam only
     memory_size: int = 10  # L-BFGS only
     report: str = ""  # a stage name: report every iteration to jaxcoh.progress under it ("" : silent)
+
+
+# Numeric options enter the compiled programs as arguments, not constants: a solve with other iterations or
+# tolerances (the phases of a sweep, the stages of a fit, a user's --max-iter) reuses the same program. Measured:
+# one compilation of a joint solve costs from several seconds to a minute on a 2-core CPU, more than most solves.
+DYNAMIC_FIELDS = ("max_iter", "ftol", "gtol", "learning_rate")
+
+
+def split_options(arg: Any) -> tuple[Any, Any]:
+    """``(static skeleton, numbers)`` of a :class:`SolverOptions` or a tuple of them (anything else: ``(arg, None)``);
+    :func:`join_options` puts them back together."""
+    if isinstance(arg, SolverOptions):
+        return (arg._replace(**dict.fromkeys(DYNAMIC_FIELDS)),
+                tuple(jnp.asarray(getattr(arg, f), jnp.int32 if f == "max_iter" else None) for f in DYNAMIC_FIELDS))
+    if isinstance(arg, tuple) and arg and all(isinstance(a, SolverOptions) for a in arg):
+        parts = [split_options(a) for a in arg]
+        return tuple(p[0] for p in parts), tuple(p[1] for p in parts)
+    return arg, None
+
+
+def join_options(skeleton: Any, values: Any) -> Any:
+    if isinstance(skeleton, SolverOptions):
+        return skeleton._replace(**dict(zip(DYNAMIC_FIELDS, values, strict=True)))
+    if values is not None:
+        return tuple(join_options(s, v) for s, v in zip(skeleton, values, strict=True))
+    return skeleton
+
+
+def jit_with_options(*, static_argnames: tuple[str, ...], options_argnames: tuple[str, ...]) -> Callable:
+    """``jax.jit`` with ``static_argnames`` static, except the numbers of the :class:`SolverOptions` arguments
+    ``options_argnames`` (:data:`DYNAMIC_FIELDS`), which are traced: their structure (solver-specific sizes, the
+    progress label) stays static. The decorated function keeps its signature; ``.jitted`` is the compiled one."""
+
+    def decorate(fun: Callable) -> Callable:
+        sig = inspect.signature(fun)
+        names = list(sig.parameters)
+        option_idx = [names.index(n) for n in options_argnames]
+        static = tuple(1 + names.index(n) for n in (*static_argnames, *options_argnames))
+
+        def inner(values, *args):
+            args = list(args)
+            for i, v in zip(option_idx, values, strict=True):
+                args[i] = join_options(args[i], v)
+            return fun(*args)
+
+        compiled = jax.jit(inner, static_argnums=static)
+
+        @functools.wraps(fun)
+        def call(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            a = list(bound.arguments.values())
+            values = []
+            for i in option_idx:
+                a[i], v = split_options(a[i])
+                values.append(v)
+            return compiled(tuple(values), *a)
+
+        call.jitted = compiled
+        call._cache_size = compiled._cache_size
+        return call
+
+    return decorate
 
 
 def report_iteration(options: SolverOptions, i: Array, loss: Array, grad_norm: Array) -> None:
