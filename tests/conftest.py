@@ -7,15 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# Compilation dominates the suite's time: LLVM's optimisation passes are skipped (the programs compute the same
-# values; a test's few iterations do not repay them).
-os.environ["XLA_FLAGS"] = " ".join(filter(None, (os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0")))
+import jax
+import pytest
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
-
-import jaxcoh  # noqa: E402
-from jaxcoh.compilation_cache import configure  # noqa: E402
+import jaxcoh
+from jaxcoh.compilation_cache import configure
 
 # One persistent compilation cache for the whole run, shared by the pytest-xdist workers (a program one of them
 # compiled, the other loads), and never the user's own: the commands the tests run would otherwise write to

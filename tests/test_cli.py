@@ -132,7 +132,7 @@ def test_compare_on_mock_and_rerun_from_config(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("JAXCOH_SPARC_DIR", raising=False)
     out = tmp_path / "c"
     args = ["compare", *MOCK, "--models", "newtonian,rar", "--solver", "block_lm", "--no-errors", "--cuts", "none",
-            "--n-starts", "1", "--out", str(out)]
+            "--n-starts", "1", "--galaxy-starts", "1", "--out", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "rar" in text and "chi2/nu" in text and "g_dagger" in text

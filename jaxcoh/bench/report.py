@@ -32,7 +32,8 @@ def results_markdown(res: dict, command: str) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     names = {"B1": "seed's table end to end", "B2": "1000 bootstrap refits", "B3": "4096-point hyperparameter grid",
              "B4": "kernel loss, 10^3..10^6 galaxies x 64 points", "B5": "joint MAP fit with nuisance (SPARC)",
-             "B6": "halo catalogue, 12 models x every SPARC galaxy"}
+             "B6": "halo catalogue, 12 models x every SPARC galaxy",
+             "B7": "NUTS ESS/s of g_dagger vs a numpyro model (SPARC RAR)"}
     for k, b in res["benchmarks"].items():
         if "skipped" in b:
             lines.append(f"| {k} | {names[k]} | skipped: {b['skipped']} | | | | | |")

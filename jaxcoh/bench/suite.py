@@ -1,4 +1,4 @@
-"""The benchmarks B1-B6: jaxcoh beside the seed-style baselines (:mod:`jaxcoh.bench.baselines`) in the same run.
+"""The benchmarks B1-B7: jaxcoh beside the seed-style baselines (:mod:`jaxcoh.bench.baselines`) in the same run.
 
 Every jaxcoh timing separates compilation (the first call, minus one warm run) from the warm run time (median over
 repeats, results blocked on). Baselines that would take minutes or hours at full size are timed on a stated subset
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import b6_halos
+from . import b6_halos, b7_sampling
 from .baselines import bootstrap as bl_bootstrap
 from .baselines import grid as bl_grid
 from .baselines import joint_map as bl_joint
@@ -37,7 +37,7 @@ from .timing import block, peak_rss_gib, result, timed, wall
 # and B4 put it first on their path, so they import this very jaxcoh.
 ROOT = Path(__file__).resolve().parents[2]
 
-TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0, "B6": b6_halos.TARGET}
+TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0, "B6": b6_halos.TARGET, "B7": b7_sampling.TARGET}
 
 
 # ---- B1: the seed's table end to end ---------------------------------------------------------------------------------
@@ -334,6 +334,7 @@ def run_suite(sparc_dir: str | None, quick: bool, only: list[str] | None = None,
         "B4": lambda: bench_b4(cfg["b4"], r, cfg["b4_loop"]),
         "B5": lambda: bench_b5(sparc_dir, cfg["b5_dense"], max(r // 2, 1)),
         "B6": lambda: b6_halos.bench_b6(sparc_dir, quick),
+        "B7": lambda: b7_sampling.bench_b7(sparc_dir, quick),
     }
     out = {"machine": machine(), "mode": "quick" if quick else "full", "data": "SPARC" if sparc_dir else "mock",
            "dtype": "float64 (B4: float32)", "benchmarks": {}}

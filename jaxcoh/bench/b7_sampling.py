@@ -1,5 +1,5 @@
 """B7: effective samples per second of g_dagger, jaxcoh's NUTS on its joint log density against the same model
-written as an ordinary numpyro model (``benchmarks/baselines/numpyro_rar.py``) under numpyro's NUTS, same process.
+written as an ordinary numpyro model (:mod:`jaxcoh.bench.baselines.numpyro_rar`) under numpyro's NUTS, same process.
 
 The workload: the RAR on SPARC's standard cuts (the mock catalog when SPARC is absent) with every galaxy's
 Upsilon_disk, Upsilon_bulge, distance and inclination and the shared sigma_int. Both samplers start every chain
@@ -10,7 +10,8 @@ compilation, the second reuses the compiled programs; compile time is the differ
 bulk ESS of g_dagger (ArviZ, over all chains) over its wall time, warm-up included. Before any timing the two log
 densities are compared at the MAP and at perturbed points: they must differ by one constant.
 
-Run ``python benchmarks/b7_sampling.py [--sparc DIR] [--quick] [--out FILE]``.
+Run ``jaxcoh bench --only B7 [--sparc DIR] [--quick]``, or
+``python -m jaxcoh.bench.b7_sampling [--sparc DIR] [--quick] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.baselines import numpyro_rar
 
 TARGET = 5.0
 WALL_GOAL_S = 600.0  # 4 chains x (1000 warm-up + 1000 draws) on SPARC, 2-core CPU
@@ -33,10 +29,8 @@ SIZES = {True: {"n_chains": 2, "n_warmup": 250, "n_draws": 250}, False: {"n_chai
 
 
 def _result(baseline_s, jaxcoh_s, compile_s, target, **details) -> dict:
-    try:  # the suite's result format, wherever the suite lives
-        from jaxcoh.bench.timing import result
-    except ImportError:
-        from benchmarks.suite import result
+    from .timing import result
+
     return result(baseline_s, jaxcoh_s, compile_s, target, **details)
 
 
@@ -69,6 +63,8 @@ def check_densities(ld_jaxcoh, model, data, opts, flat: dict, z_map: dict, n_poi
         lq = -float(objective(z, model, data, opts))
         jac = float(jnp.sum(jnp.log(nu["upsilon_disk"])) + jnp.sum(jnp.log(nu["upsilon_bulge"]))
                     + jnp.log(shared["g_dagger"]) + jnp.log(shared["sigma_int"]))
+        from .baselines import numpyro_rar
+
         lp = float(numpyro_rar.log_joint(flat, {**shared, **nu}))
         diffs.append(lp - (lq - jac))
         values_j.append(lq)
@@ -101,6 +97,8 @@ def run_numpyro(flat, map_values, n_chains, n_warmup, n_draws, seed) -> dict:
     import jax
     from numpyro.infer import MCMC, NUTS, init_to_value
 
+    from .baselines import numpyro_rar
+
     kernel = NUTS(numpyro_rar.rar_model, target_accept_prob=0.8, max_tree_depth=10,
                   init_strategy=init_to_value(values=map_values))
     mcmc = MCMC(kernel, num_warmup=n_warmup, num_samples=n_draws, num_chains=n_chains, chain_method="sequential",
@@ -126,6 +124,8 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str = "diagonal") 
     from jaxcoh.curves.likelihood import Likelihood, likelihood_model
     from jaxcoh.curves.nuisance import NUISANCE
     from jaxcoh.curves.posterior import log_density
+
+    from .baselines import numpyro_rar  # numpyro: the bench extra, imported only when B7 runs
 
     jaxcoh.set_precision("float64")
     size = SIZES[quick]

@@ -13,7 +13,7 @@ galaxy (flattened with a galaxy index: no padding), numpyro's NUTS. The same mod
   (jaxcoh writes the same residual in the rescaled frame; its dropped normalisation ``ln e`` is constant there).
 
 Densities agree up to a constant once numpyro's are taken over jaxcoh's prior coordinates (numpyro's densities over
-Upsilon, g_dagger and sigma_int carry ``1/x`` more): see :func:`log_joint` and ``benchmarks/b7_sampling.py``.
+Upsilon, g_dagger and sigma_int carry ``1/x`` more): see :func:`log_joint` and :mod:`jaxcoh.bench.b7_sampling`.
 """
 
 from __future__ import annotations
