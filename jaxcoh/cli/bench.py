@@ -1,4 +1,4 @@
-"""``jaxcoh bench``: the benchmarks B1-B6 (:mod:`jaxcoh.bench`), jaxcoh beside the seed-style baselines, ratios printed
+"""``jaxcoh bench``: the benchmarks B1-B7 (:mod:`jaxcoh.bench`), jaxcoh beside the seed-style baselines, ratios printed
 and saved."""
 
 from __future__ import annotations
