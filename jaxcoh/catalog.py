@@ -393,6 +393,19 @@ class Catalog:
         fields["mask"] = jnp.asarray(new_mask)
         return dataclasses.replace(self, **fields)
 
+    def pad_points(self, n_max: int) -> Catalog:
+        """Every curve padded to ``n_max`` points (masked): catalogs of other samples in one shape, so that they
+        share compiled programs."""
+        extra = n_max - self.n_max
+        if extra < 0:
+            raise ValueError(f"n_max={n_max} is shorter than the longest curve ({self.n_max} points)")
+        if extra == 0:
+            return self
+        fields = {f: jnp.concatenate([x, jnp.full((x.shape[0], extra), False if f == "mask" else POINT_PAD[f],
+                                                  dtype=x.dtype)], axis=1)
+                  for f in (*POINT_FIELDS, "mask") if (x := getattr(self, f)) is not None}
+        return dataclasses.replace(self, **fields)
+
     def pad_galaxies(self, multiple: int) -> Catalog:
         """Appends padding rows (empty masks) so that ``n_galaxies`` is a multiple of ``multiple`` (device meshes)."""
         extra = (-self.n_galaxies) % multiple

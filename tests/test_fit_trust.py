@@ -89,8 +89,11 @@ def test_every_model_runs_with_and_without_nuisance_and_cuts(tiny_mock, nuisance
     """Every model `compare` fits x nuisance x cuts (`jaxcoh compare --cuts standard --nuisance none` crashed on
     Newtonian's errors with nothing free): a finite objective, a status, errors (none when nothing is free), and
     parameters counted only where they touch the data. The halo models' combinations are in test_halos.py."""
+    # The cut sample padded to the mock's shape: both cuts run the same compiled programs (what differs is the data).
     cat = jaxcoh.apply_cuts(tiny_mock, cuts)[0]
-    settings = CurveSettings(likelihood=Likelihood(nuisance=nuisance), n_starts=1, galaxy_starts=2, solver="block_lm",
+    cat = cat.pad_galaxies(tiny_mock.n_galaxies).pad_points(tiny_mock.n_max)
+    assert (cat.n_galaxies, cat.n_max) == (tiny_mock.n_galaxies, tiny_mock.n_max)
+    settings = CurveSettings(likelihood=Likelihood(nuisance=nuisance), n_starts=1, galaxy_starts=1, solver="block_lm",
                              solver_options=(SolverOptions(max_iter=20),))
     for name in curves.default_models():
         fit = curves.fit(name, cat, settings)

@@ -92,7 +92,7 @@ def test_installed_package_runs_outside_the_source_tree(wheel, tmp_path):
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert Path(out["jaxcoh"]).is_relative_to(site) and Path(out["suite"]).is_relative_to(site)
     assert out["code"] == 0 and "--only" in out["help"] and "B6" in out["help"]
-    assert out["targets"] == ["B1", "B2", "B3", "B4", "B5", "B6"]
+    assert out["targets"] == ["B1", "B2", "B3", "B4", "B5", "B6", "B7"]
 
 
 CACHE_SCRIPT = """

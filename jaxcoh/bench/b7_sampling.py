@@ -35,13 +35,14 @@ def _result(baseline_s, jaxcoh_s, compile_s, target, **details) -> dict:
 
 
 def _catalog(sparc_dir: str | None):
-    import jaxcoh
-    from jaxcoh.selection import apply_cuts
+    from ..mock import mock_catalog
+    from ..selection import apply_cuts
+    from ..sparc import load_sparc
 
     if sparc_dir is not None:
-        cat, _ = apply_cuts(jaxcoh.load_sparc(sparc_dir), "standard")
+        cat, _ = apply_cuts(load_sparc(sparc_dir), "standard")
         return cat, "SPARC, standard cuts"
-    cat, _ = apply_cuts(jaxcoh.mock_catalog(150, seed=0, kernel="rar", scatter_dex=0.05), "standard")
+    cat, _ = apply_cuts(mock_catalog(150, seed=0, kernel="rar", scatter_dex=0.05), "standard")
     return cat, "mock (kernel=rar, 150 galaxies, 0.05 dex scatter), standard cuts"
 
 
@@ -52,8 +53,8 @@ def check_densities(ld_jaxcoh, model, data, opts, flat: dict, z_map: dict, n_poi
     import jax
     import jax.numpy as jnp
 
-    from jaxcoh.curves.nuisance import NUISANCE
-    from jaxcoh.curves.objective import objective
+    from ..curves.nuisance import NUISANCE
+    from ..curves.objective import objective
 
     rng = np.random.default_rng(seed)
     diffs, values_j = [], []
@@ -75,14 +76,14 @@ def check_densities(ld_jaxcoh, model, data, opts, flat: dict, z_map: dict, n_poi
 
 def _ess(draws: np.ndarray) -> float:
     # arviz through jaxcoh's module, which silences arviz's once-a-day FutureWarning on import
-    from jaxcoh.sampling.posterior import az
+    from ..sampling.posterior import az
 
     return float(az.ess(np.asarray(draws), method="bulk"))
 
 
 def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix="diagonal") -> dict:
-    from jaxcoh.curves.baselines import RAR
-    from jaxcoh.sampling.nuts import run_nuts
+    from ..curves.baselines import RAR
+    from ..sampling.nuts import run_nuts
 
     t0 = time.perf_counter()
     res = run_nuts(ld, z_map, seed=seed, n_chains=n_chains, n_warmup=n_warmup, n_draws=n_draws, chunk_size=n_draws,
@@ -118,16 +119,16 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str = "diagonal") 
     seconds, wall times, draws, chains, gradient evaluations and posterior of g_dagger."""
     import jax
 
-    import jaxcoh
-    from jaxcoh.curves import CurveSettings, curve_data, fit
-    from jaxcoh.curves.baselines import RAR
-    from jaxcoh.curves.likelihood import Likelihood, likelihood_model
-    from jaxcoh.curves.nuisance import NUISANCE
-    from jaxcoh.curves.posterior import log_density
+    from ..config import set_precision
+    from ..curves import CurveSettings, curve_data, fit
+    from ..curves.baselines import RAR
+    from ..curves.likelihood import Likelihood, likelihood_model
+    from ..curves.nuisance import NUISANCE
+    from ..curves.posterior import log_density
 
     from .baselines import numpyro_rar  # numpyro: the bench extra, imported only when B7 runs
 
-    jaxcoh.set_precision("float64")
+    set_precision("float64")
     size = SIZES[quick]
     cat, source = _catalog(sparc_dir)
     if not bool(np.all(np.asarray(cat.galaxy_mask))):
