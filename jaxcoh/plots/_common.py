@@ -151,3 +151,25 @@ def positive(*arrays: np.ndarray) -> np.ndarray:
 def grid_shape(n: int, ncols: int) -> tuple[int, int]:
     ncols = max(1, min(ncols, n))
     return -(-n // ncols), ncols
+
+
+def finish_curve_grid(fig, axes, panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], legend_ncols: int,
+                      legend_fontsize: str) -> None:
+    """Finishes a grid of rotation curves: in each panel (``axes`` in the order of ``panels``, one
+    ``(galaxy, R [kpc], V_obs [km/s], e_V_obs [km/s])`` each) the observed speeds with their errors over what is
+    drawn, the galaxy as title, the axis labels; then one legend for the figure, each label once (at most
+    ``legend_ncols`` columns)."""
+    for ax, (galaxy, R, V_obs, e_V_obs) in zip(axes, panels):
+        ax.errorbar(R, V_obs, yerr=e_V_obs, fmt="o", ms=2.5, color="k", elinewidth=0.8, capsize=0, label="observed",
+                    zorder=3)
+        ax.set_title(galaxy, fontsize="small")
+        ax.set_xlabel(f"R {KPC}")
+        ax.set_ylabel(f"V {KMS}")
+        ax.set_xlim(left=0)
+        ax.tick_params(labelsize="x-small")
+    handles = {}
+    for ax in axes[:len(panels)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), legend_ncols),
+               fontsize=legend_fontsize, frameon=False)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import DEX, KMS, KPC, MS2, grid_shape, model_colors, new_figure, positive
+from ._common import DEX, MS2, finish_curve_grid, grid_shape, model_colors, new_figure, positive
 
 CURVE_COLUMNS = ("galaxy", "model", "R_kpc", "V_obs", "e_V_obs", "V_gas", "V_disk", "V_bul", "V_bar", "V_model",
                  "g_bar", "g_obs", "g_model")
@@ -78,6 +78,7 @@ def plot_rotation_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | N
         fig.delaxes(ax)
     by_galaxy = {g: d for g, d in curves.groupby(curves["galaxy"].astype(str), sort=False)}
     differs = False
+    panels = []
     for ax, g in zip(axes, names):
         gal = by_galaxy[g]
         ref = gal[gal["model"] == data_model]
@@ -105,19 +106,8 @@ def plot_rotation_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | N
                 x, y = d["R_kpc"].to_numpy(float)[own], V_model[own]
                 differs = True
             ax.plot(x, y, color=colors[m], lw=1.4, label=m)
-        ax.errorbar(R, V_obs[order], yerr=ref["e_V_obs"].to_numpy(float)[order], fmt="o", ms=2.5, color="k",
-                    elinewidth=0.8, capsize=0, label="observed", zorder=3)
-        ax.set_title(g, fontsize="small")
-        ax.set_xlabel(f"R {KPC}")
-        ax.set_ylabel(f"V {KMS}")
-        ax.set_xlim(left=0)
-        ax.tick_params(labelsize="x-small")
-    handles = {}
-    for ax in axes[:len(names)]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 6),
-               fontsize="small", frameon=False)
+        panels.append((g, R, V_obs[order], ref["e_V_obs"].to_numpy(float)[order]))
+    finish_curve_grid(fig, axes, panels, legend_ncols=6, legend_fontsize="small")
     if differs:
         fig.suptitle(f"data and baryons at {data_model}'s fitted Upsilon, distance and inclination; other models "
                      "drawn as V_obs x their V_model/V_obs", fontsize="small")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import KMS, KPC, grid_shape, new_figure
+from ._common import finish_curve_grid, grid_shape, new_figure
 from ._curves import select_galaxies
 
 HALO_COLUMNS = ("galaxy", "model", "chi2_nu", "bic")
@@ -96,6 +96,7 @@ def plot_halo_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | None 
     for ax in axes[len(names):]:
         fig.delaxes(ax)
     by_galaxy = {g: d for g, d in curves.groupby(curves["galaxy"].astype(str), sort=False)}
+    panels = []
     for ax, g in zip(axes, names):
         gal = by_galaxy[g]
         ref = gal[gal["model"].astype(str) == str(gal["model"].iloc[0])]
@@ -114,17 +115,6 @@ def plot_halo_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | None 
             else:
                 x, y = d["R_kpc"].to_numpy(float)[own], V_model
             ax.plot(x, y, lw=1.1, label=m, **halo_style(m))
-        ax.errorbar(R, V_obs, yerr=ref["e_V_obs"].to_numpy(float)[order], fmt="o", ms=2.5, color="k",
-                    elinewidth=0.8, capsize=0, label="observed", zorder=3)
-        ax.set_title(g, fontsize="small")
-        ax.set_xlabel(f"R {KPC}")
-        ax.set_ylabel(f"V {KMS}")
-        ax.set_xlim(left=0)
-        ax.tick_params(labelsize="x-small")
-    handles = {}
-    for ax in axes[:len(names)]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 7),
-               fontsize="x-small", frameon=False)
+        panels.append((g, R, V_obs, ref["e_V_obs"].to_numpy(float)[order]))
+    finish_curve_grid(fig, axes, panels, legend_ncols=7, legend_fontsize="x-small")
     return fig
