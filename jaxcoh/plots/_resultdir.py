@@ -159,35 +159,36 @@ class _Plan:
         else:
             self.inputs[target] = {"table": table, "summary": summary}
 
+    def _present(self, files: Mapping[str, str], command: str) -> set[str]:
+        """The names among ``files`` (``{plot: file}``) that are files here; each plot whose file is not is skipped,
+        and every one of them is of another kind when none is here (then there is nothing to say of them)."""
+        present = {f for f in set(files.values()) if (self.dir / f).is_file()}
+        for name, f in files.items():
+            if f not in present:
+                self.skipped[name] = f"{f} not found (written by {command})"
+                if not present:
+                    self.other_kind.add(name)
+        return present
 
     def _halos(self) -> None:
-        present = {name: self.dir / f for name, f in HALO_FILES.items() if (self.dir / f).is_file()}
-        for name, f in HALO_FILES.items():
-            if name not in present:
-                self.skipped[name] = f"{f} not found (written by jaxcoh halos)"
-                if not present:  # not a halo catalogue: nothing to say
-                    self.other_kind.add(name)
-        if "halo_wins" in present:
-            summary = _read_json(present["halo_wins"])
+        present = self._present(HALO_FILES, "jaxcoh halos")
+        if "halos.json" in present:
+            path = self.dir / "halos.json"
+            summary = _read_json(path)
             if not isinstance(summary.get("models"), Mapping) or not summary["models"]:
-                raise ResultFormatError(f"{present['halo_wins']}: 'models' must be an object of per-model results")
+                raise ResultFormatError(f"{path}: 'models' must be an object of per-model results")
             self.inputs["halo_wins"] = {"summary": summary}
         for name, columns, key in (("halo_chi2", HALO_COLUMNS, "table"), ("halo_curves", HALO_CURVE_COLUMNS, "curves")):
-            if name in present:
-                table = _read_table(present[name], columns)
+            path = self.dir / HALO_FILES[name]
+            if path.name in present:
+                table = _read_table(path, columns)
                 if table.empty:
-                    self.skipped[name] = f"{present[name]} has no rows"
+                    self.skipped[name] = f"{path} has no rows"
                 else:
                     self.inputs[name] = {key: table}
 
-
     def _posterior(self) -> None:
-        present = {f for f in set(POSTERIOR_FILES.values()) if (self.dir / f).is_file()}
-        for name, f in POSTERIOR_FILES.items():
-            if f not in present:
-                self.skipped[name] = f"{f} not found (written by jaxcoh sample)"
-                if not present:  # not a sample directory: nothing to say
-                    self.other_kind.add(name)
+        present = self._present(POSTERIOR_FILES, "jaxcoh sample")
         if "posterior.nc" in present:
             try:
                 draws, attrs = read_shared_draws(self.dir / "posterior.nc")
