@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import json
 import math
 
@@ -20,7 +21,7 @@ import jaxcoh
 from jaxcoh import curves
 from jaxcoh.cli import main
 from jaxcoh.curves import halos as H
-from jaxcoh.curves.halo_catalog import catalog_model, stack_catalog
+from jaxcoh.curves.halo_catalog import HALO_SETTINGS, catalog_model, stack_catalog
 from jaxcoh.curves.inputs import bulge_luminosity, curve_inputs
 
 G = 4.30091e-6  # kpc (km/s)^2 / Msun
@@ -229,7 +230,7 @@ def test_models_are_kept_for_the_same_catalog(mock):
     assert "nfw_flat" not in curves.default_models()  # compare does not fit halos by default
 
 
-def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, tmp_path, monkeypatch):
+def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, sparc_catalog, tmp_path, monkeypatch):
     out = tmp_path / "halos"
     args = ["halos", "--sparc", str(sparc_dir), "--models", "nfw_flat,burkert_flat", "--galaxy-starts", "1",
             "--out", str(out), "--quiet"]  # (several starts per galaxy are curves.fit's, tested with it)
@@ -259,6 +260,16 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, tmp_
     assert summary["pairwise_bic_preference"]["Burkert-Flat"]["NFW-Flat"] == m["Burkert-Flat"]["wins_by_bic"]
     assert m["Burkert-Flat"]["median_chi2_nu"] < m["NFW-Flat"]["median_chi2_nu"]
     assert m["NFW-Flat"]["n_galaxies_converged"] == int((table[table.model == "NFW-Flat"].status == "CONVERGED").sum())
+    # The Python API on the same catalog and settings returns the command's rows and summary (its programs are
+    # the ones compiled above: no compilation of its own).
+    api, api_summary = curves.halo_catalog(sparc_catalog, ["nfw_flat", "burkert_flat"],
+                                           HALO_SETTINGS._replace(galaxy_starts=1))
+    assert list(api.columns) == list(table.columns)
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(api.to_csv(index=False))), table)
+    for name, doc in m.items():
+        assert {k: v for k, v in api_summary["models"][name].items() if k != "wall_s_of_its_fit"} == \
+            {k: v for k, v in doc.items() if k != "wall_s_of_its_fit"}, name
+    assert api_summary["settings"]["galaxy_starts"] == 1 and api_summary["n_points"] == summary["n_points"]
     module = importlib.import_module("jaxcoh.curves.halo_catalog")  # (jaxcoh.curves.halo_catalog is the function)
     monkeypatch.setattr(module, "fit", lambda *a, **k: pytest.fail("refitted a stored model"))
     assert main(args) == 0  # resumed from out/models
