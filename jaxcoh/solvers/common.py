@@ -60,12 +60,37 @@ class SolverOptions(NamedTuple):
 DYNAMIC_FIELDS = ("max_iter", "ftol", "gtol", "learning_rate")
 
 
+def _as_arrays(values: tuple) -> tuple[Array, ...]:
+    return tuple(jnp.asarray(v, jnp.int32 if f == "max_iter" else None) for f, v in zip(DYNAMIC_FIELDS, values))
+
+
+_OPTION_ARRAYS: dict[tuple, tuple[Array, ...]] = {}  # see _option_arrays
+_OPTION_ARRAYS_MAX = 64
+
+
+def _option_arrays(arg: SolverOptions) -> tuple[Array, ...]:
+    """The numbers of ``arg`` as arrays, made once per distinct numbers (each solve would otherwise pay a few
+    hundred microseconds of host work): keyed on each number's type (1 and 1.0 give other dtypes) and on what sets
+    the arrays' dtype and placement (x64, the default device). Unhashable numbers (arrays) are converted every
+    time, and arrays made inside a trace (tracers) are never kept."""
+    values = tuple(getattr(arg, f) for f in DYNAMIC_FIELDS)
+    key = (tuple((type(v), v) for v in values), jax.config.jax_enable_x64, jax.config.jax_default_device)
+    try:
+        arrays = _OPTION_ARRAYS.get(key)
+    except TypeError:
+        return _as_arrays(values)
+    if arrays is None:
+        arrays = _as_arrays(values)
+        if len(_OPTION_ARRAYS) < _OPTION_ARRAYS_MAX and not any(isinstance(a, jax.core.Tracer) for a in arrays):
+            _OPTION_ARRAYS[key] = arrays
+    return arrays
+
+
 def split_options(arg: Any) -> tuple[Any, Any]:
     """``(static skeleton, numbers)`` of a :class:`SolverOptions` or a tuple of them (anything else: ``(arg, None)``);
     :func:`join_options` puts them back together."""
     if isinstance(arg, SolverOptions):
-        return (arg._replace(**dict.fromkeys(DYNAMIC_FIELDS)),
-                tuple(jnp.asarray(getattr(arg, f), jnp.int32 if f == "max_iter" else None) for f in DYNAMIC_FIELDS))
+        return arg._replace(**dict.fromkeys(DYNAMIC_FIELDS)), _option_arrays(arg)
     if isinstance(arg, tuple) and arg and all(isinstance(a, SolverOptions) for a in arg):
         parts = [split_options(a) for a in arg]
         return tuple(p[0] for p in parts), tuple(p[1] for p in parts)
