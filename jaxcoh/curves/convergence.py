@@ -92,7 +92,7 @@ def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     # The Jacobians at the solution and at a moved point in one batched call (one copy of the model in the program):
     # a coordinate touches the data where its column is non-zero on a point's residual at the moved point, where no
     # bound saturates the bijection.
-    r, (J_s, J_l) = jax.vmap(lambda ss, LL: (res(ss, LL), kind_jvps(res, ss, LL)))(
+    r, J_s, J_l = jax.vmap(lambda ss, LL: kind_jvps(res, ss, LL))(
         jnp.stack([s, moved(s)]), jnp.stack([L, moved(L)]))
     r = r[0]
     touch_s = (jnp.any(J_s[1, :, :n] != 0, axis=(0, 1)) if J_s is not None else jnp.zeros((0,), bool))

@@ -52,15 +52,17 @@ def _from_log_coordinates(model: CurveModel, opts: Likelihood, s_log: tuple[bool
 @functools.partial(jax.jit, static_argnames=("model", "opts", "s_log", "l_log"))
 def arrowhead_hessian(model, opts, s_log, l_log, qs0: Array, QL0: Array, data: CurveData):
     """The blocks of the arrowhead Hessian at ``(qs0, QL0)``: ``H_ll [g, kl, kl]``, ``H_ss [ks, ks]`` and
-    ``H_ls [g, kl, ks]`` (the shared blocks None without shared parameters). One jitted call: evaluated eagerly,
-    op by op, these took 16-21 s per model on SPARC in a fresh process."""
+    ``H_ls [g, kl, ks]`` (the shared blocks None without shared parameters, the per-galaxy ones None without
+    per-galaxy parameters). One jitted call: evaluated eagerly, op by op, these took 16-21 s per model on SPARC in a
+    fresh process (and 20 s for the shared parameters alone of the unified kernel on 10 mock galaxies)."""
 
     def f(qs, QL):
         return objective(_from_log_coordinates(model, opts, s_log, l_log, qs, QL), model, data, opts)
 
-    H_ls, H_ll = kind_jvps(jax.grad(f, argnums=1), qs0, QL0)
-    H_ss, _ = kind_jvps(jax.grad(f, argnums=0), qs0, QL0, local=False)
-    return H_ll, H_ss, H_ls
+    # One vmapped JVP of the whole gradient: one copy of the model in the program (a JVP per block tripled it).
+    _, d_s, d_l = kind_jvps(jax.grad(f, argnums=(0, 1)), qs0, QL0)
+    H_ss, H_ls = (d_s[0], d_s[1]) if d_s is not None else (None, None)
+    return (d_l[1] if d_l is not None else None), H_ss, (H_ls if d_l is not None else None)
 
 
 def curve_errors(model: CurveModel, z: dict, data: CurveData, opts: Likelihood
@@ -87,11 +89,11 @@ def curve_errors(model: CurveModel, z: dict, data: CurveData, opts: Likelihood
     def f_shared(qs):
         return objective(_from_log_coordinates(model, opts, s_log, l_log, qs, QL0), model, data, opts)
 
+    H_ll, H_ss, H_ls = arrowhead_hessian(model, opts, s_log, l_log, qs0, QL0, data)
     if not kl:
         analysis = hessian_errors(lambda v: f_shared(jnp.stack([v[k] for k in model.shared.names])), shared,
-                                  model.shared, model.derived)
+                                  model.shared, model.derived, hessian=np.asarray(H_ss, np.float64))
         return analysis, {}
-    H_ll, H_ss, H_ls = arrowhead_hessian(model, opts, s_log, l_log, qs0, QL0, data)
     active = np.asarray(data.cat.galaxy_mask)
     H_ll = np.array(H_ll, np.float64)
     # A galaxy whose block is not finite (a parameter at a bound where a curvature overflows) gets no errors; its

@@ -32,22 +32,27 @@ def _xp(*arrays):
 
 
 def kind_jvps(fn: Callable[[Array, Array], Array], s: Array, L: Array, *, local: bool = True
-              ) -> tuple[Array | None, Array | None]:
-    """``(d fn / d s [..., ks], d fn / d L-kind [..., kl])`` at ``(s [ks], L [g, kl])``.
+              ) -> tuple[Array, Array | None, Array | None]:
+    """``(fn(s, L), d fn / d s [..., ks], d fn / d L-kind [..., kl])`` at ``(s [ks], L [g, kl])``.
 
     ``fn(s, L)`` must have rows (leading axis ``g``) that depend on ``L`` only through their own row. Column ``c``
-    of the second result is the derivative of row ``j`` along ``L[j, c]``. Either result is None when its block is
-    empty (the second also with ``local=False``, for functions without that row structure).
+    of the third result is the derivative of row ``j`` along ``L[j, c]``. Either derivative is None when its block
+    is empty (the second also with ``local=False``, for functions without that row structure). ``fn`` may return a
+    pytree: each result is then the same pytree (a leaf without the row structure has no meaningful third result).
+
+    Every direction goes through one vmapped JVP, which also gives the value: one copy of ``fn`` in the program and
+    one evaluation of its primal (a vmap per kind, and the value apart, tripled both; the copies were most of XLA's
+    compile time of the joint fits).
     """
     ks, kl = s.shape[0], (L.shape[1] if local else 0)
-    d_s = d_l = None
-    if ks:
-        d_s = jax.vmap(lambda t: jax.jvp(lambda ss: fn(ss, L), (s,), (t,))[1], out_axes=-1)(
-            jnp.eye(ks, dtype=s.dtype))
-    if kl:
-        d_l = jax.vmap(lambda t: jax.jvp(lambda LL: fn(s, LL), (L,), (jnp.broadcast_to(t, L.shape),))[1],
-                       out_axes=-1)(jnp.eye(kl, dtype=L.dtype))
-    return d_s, d_l
+    if not ks and not kl:
+        return fn(s, L), None, None
+    t_s = jnp.eye(ks + kl, ks, dtype=s.dtype)  # [ks + kl, ks]: unit vectors, then zeros for the local directions
+    t_l = jnp.eye(ks + kl, kl, -ks, dtype=L.dtype)  # [ks + kl, kl]: zeros, then the local kinds' unit vectors
+    value, d = jax.vmap(lambda ts, tl: jax.jvp(fn, (s, L), (ts, jnp.broadcast_to(tl, L.shape))),
+                        out_axes=(None, -1))(t_s, t_l)
+    part = lambda sl: jax.tree_util.tree_map(lambda a: a[..., sl], d)  # noqa: E731
+    return value, (part(slice(None, ks)) if ks else None), (part(slice(ks, None)) if kl else None)
 
 
 def normal_equations(J_s: Array | None, J_l: Array | None, r: Array) -> dict[str, Array]:

@@ -217,7 +217,7 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
     def linearize_rows(x):
         """The normal equations at ``x`` and the residuals ``[g, m]`` they came with."""
         s, L = x
-        r, J_s, J_l = residuals(x), *kind_jvps(lambda ss, LL: residuals((ss, LL)), s, L)
+        r, J_s, J_l = kind_jvps(lambda ss, LL: residuals((ss, LL)), s, L)
         return normal_equations(J_s, J_l, r), r
 
     def linearize(x):
