@@ -54,6 +54,17 @@ def sparc_dir() -> Path:
     return locate_sparc()
 
 
+# One small mock for the tests that fit rotation curves: tests that fit it with the same settings share compiled
+# programs (JAX's cache in one worker, the persistent cache across them). Tests that fit the same models on it are
+# in one xdist group ("small_mock_fits"), so that one compiles what the next one loads.
+SMALL_MOCK = dict(seed=11, n_max=16, min_points=5)
+
+
+@pytest.fixture(scope="session")
+def small_mock():
+    return jaxcoh.mock_catalog(10, **SMALL_MOCK)
+
+
 @pytest.fixture(scope="session")
 def sparc_catalog(sparc_dir):
     return jaxcoh.load_sparc(sparc_dir)

@@ -26,14 +26,6 @@ from jaxcoh.curves.tables import format_compare
 from jaxcoh.selection import apply_cuts
 from jaxcoh.solvers import SolverOptions
 
-SMALL = dict(n_max=16, min_points=5)
-
-
-@pytest.fixture(scope="module")
-def small_mock():
-    return jaxcoh.mock_catalog(10, seed=11, **SMALL)
-
-
 def test_rar_interpolation_matches_published_formula():
     g_bar = np.logspace(-13, -8, 40)
     expected = 1.0 / (1.0 - np.exp(-np.sqrt(g_bar / 1.2e-10)))
@@ -174,6 +166,7 @@ def test_joint_fit_recovers_mock_truth():
         assert 0.3 < np.std(pulls) < 2.0, k  # the per-galaxy errors are of the right size
 
 
+@pytest.mark.xdist_group("small_mock_fits")  # the programs of test_fit_trust's every-model test without nuisance
 def test_compare_on_mock_writes_every_model(small_mock, tmp_path, monkeypatch):
     cat = small_mock
     settings = CurveSettings(n_starts=1, errors=False, solver="block_lm", likelihood=Likelihood(nuisance=False),
