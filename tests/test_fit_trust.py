@@ -162,3 +162,19 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
     assert many.objective < 1e-3 < one.objective  # the better mode fits the curves exactly
     assert many.galaxy_starts.n_improved == int(live.sum()) and np.all(many.galaxy_starts.improved[live])
     assert many.status == "CONVERGED"
+
+
+def test_the_polish_runs_one_lane_where_copies_cost_more_than_compiling():
+    """The polish after the per-galaxy starts repeats the first solve's lanes (its compiled program) on small
+    catalogs, and runs one lane on large ones, where four identical lanes cost four times one."""
+    from types import SimpleNamespace
+
+    import jax.numpy as jnp
+
+    from jaxcoh.curves.fitting import POLISH_ONE_LANE_POINTS, polish_lanes
+
+    z0 = {"shared": {"g_dagger": jnp.zeros(4)}, "nuisance": {"distance": jnp.zeros((4, 3))}}
+    assert polish_lanes(z0, SimpleNamespace(n_galaxies=147, n_max=115)) == 4  # SPARC
+    big = SimpleNamespace(n_galaxies=POLISH_ONE_LANE_POINTS // (4 * 24) + 1, n_max=24)
+    assert polish_lanes(z0, big) == 1
+    assert polish_lanes({"shared": {"g_dagger": jnp.zeros(1)}}, big) == 1
