@@ -19,6 +19,7 @@ from scipy.integrate import quad
 
 import jaxcoh
 from jaxcoh import curves
+from jaxcoh.bench.b6_halos import SUMMARY_FIELDS
 from jaxcoh.cli import main
 from jaxcoh.curves import halos as H
 from jaxcoh.curves.halo_catalog import HALO_SETTINGS, catalog_model, stack_catalog
@@ -260,6 +261,7 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, spar
     assert summary["pairwise_bic_preference"]["Burkert-Flat"]["NFW-Flat"] == m["Burkert-Flat"]["wins_by_bic"]
     assert m["Burkert-Flat"]["median_chi2_nu"] < m["NFW-Flat"]["median_chi2_nu"]
     assert m["NFW-Flat"]["n_galaxies_converged"] == int((table[table.model == "NFW-Flat"].status == "CONVERGED").sum())
+    assert set(SUMMARY_FIELDS) <= set(m["NFW-Flat"])  # what benchmark B6 reads (a renamed field broke it once)
     # The Python API on the same catalog and settings returns the command's rows and summary (its programs are
     # the ones compiled above: no compilation of its own).
     api, api_summary = curves.halo_catalog(sparc_catalog, ["nfw_flat", "burkert_flat"],
