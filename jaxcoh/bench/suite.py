@@ -37,7 +37,7 @@ from .timing import block, peak_rss_gib, result, timed, wall
 # and B4 put it first on their path, so they import this very jaxcoh.
 ROOT = Path(__file__).resolve().parents[2]
 
-TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 10.0, "B6": b6_halos.TARGET, "B7": b7_sampling.TARGET}
+TARGETS = {"B1": 1.0, "B2": 100.0, "B3": 50.0, "B4": 4.0, "B5": 5.0, "B6": b6_halos.TARGET, "B7": b7_sampling.TARGET}
 
 
 # ---- B1: the seed's table end to end ---------------------------------------------------------------------------------
@@ -276,6 +276,11 @@ def bench_b4(sizes: list[int], repeats: int, loop_galaxies: int) -> dict:
 
 # ---- B5: joint MAP fit with nuisance --------------------------------------------------------------------------------
 def bench_b5(sparc_dir: str | None, dense_baseline: bool, repeats: int) -> dict:
+    """The joint MAP fit of the RAR with 4 nuisance values per galaxy on all 175 SPARC galaxies, against scipy's
+    ``least_squares`` with a sparse finite-difference Jacobian (the reference: the strong way to write it), and in
+    full mode also with a dense one (the plain way). Both sides do the same work: one start per galaxy, a
+    Levenberg-Marquardt-type solver to its optimum; jaxcoh's default settings (L-BFGS then LM, 8 starts per galaxy,
+    the polish) are timed too and reported apart."""
     from jaxcoh.curves import CurveSettings, fit
     from jaxcoh.selection import apply_cuts
     from jaxcoh.sparc import load_sparc
@@ -283,24 +288,25 @@ def bench_b5(sparc_dir: str | None, dense_baseline: bool, repeats: int) -> dict:
     if sparc_dir is None:
         return {"skipped": "needs the SPARC directory (--sparc or $JAXCOH_SPARC_DIR)"}
     cat, _ = apply_cuts(load_sparc(sparc_dir), "none")
-    first, warm, fitted = timed(lambda: fit("rar", cat, CurveSettings(n_starts=1, errors=False)), repeats)
+    same_work = CurveSettings(n_starts=1, errors=False, galaxy_starts=1, solver="block_lm")
+    first, warm, fitted = timed(lambda: fit("rar", cat, same_work), repeats)
+    d_first, d_warm, d_fitted = timed(lambda: fit("rar", cat, CurveSettings(n_starts=1, errors=False)), repeats)
     arrays = {k: np.asarray(getattr(cat, k)) for k in bl_joint.JOINT_FIELDS}
-    sparse_s, sparse = wall(lambda: bl_joint.joint_map_rar(arrays, sparse_jacobian=True))
+    base_s, sparse = wall(lambda: bl_joint.joint_map_rar(arrays, sparse_jacobian=True))
     details = {"n_params": fitted.n_params, "jaxcoh_objective": fitted.objective, "jaxcoh_status": fitted.status,
-               "sparse_baseline_s": sparse_s, "sparse_baseline_cost": sparse["cost"],
-               "ratio_vs_sparse_baseline": sparse_s / warm,
-               "jaxcoh": "L-BFGS then block-arrowhead Levenberg-Marquardt (RAR, 4 nuisance values per galaxy)"}
+               "baseline_cost": sparse["cost"],
+               "jaxcoh_objective_minus_baseline_cost": fitted.objective - sparse["cost"],
+               "baseline": "scipy least_squares with a sparse finite-difference Jacobian (one start per galaxy)",
+               "jaxcoh": "block-arrowhead Levenberg-Marquardt from one start per galaxy (RAR, 4 nuisance values "
+                         "per galaxy)",
+               "default_settings": {"warm_s": d_warm, "compile_s": d_first - d_warm, "objective": d_fitted.objective,
+                                    "status": d_fitted.status, "ratio": base_s / d_warm,
+                                    "settings": "L-BFGS then block LM, 8 starts per galaxy, polish"}}
     if dense_baseline:
-        base_s, dense = wall(lambda: bl_joint.joint_map_rar(arrays))
-        details.update(baseline="scipy least_squares, dense 2-point finite-difference Jacobian",
-                       baseline_cost=dense["cost"])
-    else:
-        base_s = sparse_s
-        details["baseline"] = "scipy least_squares with a sparse finite-difference Jacobian (quick mode)"
-    out = result(base_s, warm, first - warm, TARGETS["B5"], **details)
-    if not dense_baseline:  # the target is against the dense baseline, which quick mode does not run
-        out["met"] = None
-    return out
+        dense_s, dense = wall(lambda: bl_joint.joint_map_rar(arrays))
+        details.update(dense_baseline_s=dense_s, dense_baseline_cost=dense["cost"],
+                       ratio_vs_dense_baseline=dense_s / warm)
+    return result(base_s, warm, first - warm, TARGETS["B5"], **details)
 
 
 # ---- the suite ------------------------------------------------------------------------------------------------------
