@@ -31,20 +31,19 @@ def _xp(*arrays):
     return np if all(isinstance(a, np.ndarray) for a in arrays) else jnp
 
 
-def kind_jvps(fn: Callable[[Array, Array], Array], s: Array, L: Array, *, local: bool = True
-              ) -> tuple[Array, Array | None, Array | None]:
+def kind_jvps(fn: Callable[[Array, Array], Array], s: Array, L: Array) -> tuple[Array, Array | None, Array | None]:
     """``(fn(s, L), d fn / d s [..., ks], d fn / d L-kind [..., kl])`` at ``(s [ks], L [g, kl])``.
 
     ``fn(s, L)`` must have rows (leading axis ``g``) that depend on ``L`` only through their own row. Column ``c``
     of the third result is the derivative of row ``j`` along ``L[j, c]``. Either derivative is None when its block
-    is empty (the second also with ``local=False``, for functions without that row structure). ``fn`` may return a
-    pytree: each result is then the same pytree (a leaf without the row structure has no meaningful third result).
+    is empty. ``fn`` may return a pytree: each result is then the same pytree (a leaf without the row structure has
+    no meaningful third result).
 
     Every direction goes through one vmapped JVP, which also gives the value: one copy of ``fn`` in the program and
     one evaluation of its primal (a vmap per kind, and the value apart, tripled both; the copies were most of XLA's
     compile time of the joint fits).
     """
-    ks, kl = s.shape[0], (L.shape[1] if local else 0)
+    ks, kl = s.shape[0], L.shape[1]
     if not ks and not kl:
         return fn(s, L), None, None
     t_s = jnp.eye(ks + kl, ks, dtype=s.dtype)  # [ks + kl, ks]: unit vectors, then zeros for the local directions
