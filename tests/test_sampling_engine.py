@@ -283,3 +283,47 @@ def test_arrowhead_mass_matrix_adapts_and_survives_save_load(tmp_path):
     back = nuts.load_state(nuts.save_state(tmp_path / "state.npz", result.state), POSITION0)
     assert isinstance(back.inverse_mass_matrix, type(imm))
     jax.tree.map(np.testing.assert_array_equal, back, result.state)
+
+
+def test_laplace_start_is_the_inverse_hessian_and_falls_back_to_identity():
+    """On a Gaussian whose precision P is an arrowhead, the Laplace metric's C = L L^T is P^-1 exactly (built from
+    k + m Hessian-vector products); a galaxy whose block of -Hessian is not positive definite gets the identity."""
+    from jax.flatten_util import ravel_pytree
+
+    from jaxcoh.sampling import arrowhead as ah
+
+    rng = np.random.default_rng(3)
+    g, m, k = 4, 3, 2
+    pos = {"shared": {"a": jnp.zeros(()), "b": jnp.zeros(())}, "nuisance": {n: jnp.zeros(g) for n in "uvw"}}
+    si, li = ah.arrowhead_indices(pos)
+    d = k + g * m
+    P = np.zeros((d, d))
+    for j in range(g):
+        B = rng.normal(size=(m, m))
+        P[np.ix_(li[j], li[j])] = B @ B.T + m * np.eye(m)
+        P[np.ix_(li[j], si)] = rng.normal(size=(m, k))
+        P[np.ix_(si, li[j])] = P[np.ix_(li[j], si)].T
+    P[np.ix_(si, si)] = 20 * np.eye(k)
+    assert np.all(np.linalg.eigvalsh(P) > 0)
+    _, unravel = ravel_pytree(pos)
+    mean = rng.normal(size=d)
+
+    def logdensity(P):
+        return lambda z: -0.5 * (ravel_pytree(z)[0] - mean) @ jnp.asarray(P) @ (ravel_pytree(z)[0] - mean)
+
+    def dense_C(imm):
+        velocity = jax.vmap(lambda e: ravel_pytree(ah.arrowhead_metric(imm).scale(
+            pos, ah.arrowhead_metric(imm).scale(pos, unravel(e), inv=True, trans=True), inv=True, trans=False))[0])
+        return np.asarray(velocity(jnp.eye(d))).T  # L (L^T e_i), column by column
+
+    imm = jax.jit(lambda p: ah.laplace(logdensity(P), p, si, li))(unravel(jnp.asarray(rng.normal(size=d))))
+    np.testing.assert_allclose(dense_C(imm), np.linalg.inv(P), rtol=1e-10, atol=1e-12)
+
+    bad = P.copy()
+    bad[li[1][0], li[1][0]] = -5.0  # galaxy 1: its block of -Hessian has a negative pivot
+    imm = ah.laplace(logdensity(bad), pos, si, li)
+    np.testing.assert_array_equal(np.asarray(imm.L_local[1]), np.eye(m))
+    np.testing.assert_array_equal(np.asarray(imm.A[1]), np.zeros((m, k)))
+    assert np.all(np.isfinite(np.asarray(imm.L_shared))) and np.all(np.isfinite(np.asarray(imm.L_local)))
+    with pytest.raises(ValueError, match="arrowhead mass matrix"):
+        nuts.warmup(logdensity(P), pos, mass_matrix="diagonal", initial_metric="laplace")

@@ -23,9 +23,10 @@ OPTIONS = (
     Option("draws", 500, "draws per chain kept after warm-up", type="int"),
     Option("chunk_size", 100, "draws per chain stored at a time (an interrupted run resumes from the last chunk)",
            type="int"),
-    Option("mass_matrix", "diagonal", "inverse mass matrix adapted in warm-up: diagonal, structured (dense over the "
-           "shared parameters, diagonal elsewhere), arrowhead (dense shared block, dense block per galaxy and their "
-           "coupling: ~5x fewer gradients per draw on SPARC RAR) or dense", choices=MASS_MATRICES),
+    Option("mass_matrix", "arrowhead", "inverse mass matrix adapted in warm-up: arrowhead (dense shared block, dense "
+           "block per galaxy and their coupling, the warm-up starting from the Laplace approximation at the MAP; "
+           "models without shared parameters use the diagonal), diagonal, structured (dense over the shared "
+           "parameters, diagonal elsewhere) or dense", choices=MASS_MATRICES),
     Option("target_accept", 0.8, "target acceptance rate of the step-size adaptation", type="float"),
     Option("max_tree_depth", 10, "NUTS tree depth limit (2^depth leapfrog steps)", type="int"),
     Option("seed", 0, "seed of the chains (and of the MAP's start design)", type="nonneg_int"),
