@@ -4,9 +4,10 @@ written as an ordinary numpyro model (:mod:`jaxcoh.bench.baselines.numpyro_rar`)
 The workload: the RAR on SPARC's standard cuts (the mock catalog when SPARC is absent) with every galaxy's
 Upsilon_disk, Upsilon_bulge, distance and inclination and the shared sigma_int. Both samplers start every chain
 from jaxcoh's MAP (the MAP's time is reported apart, it is the same for both), adapt the step size and the mass
-matrix by Stan's windows (target acceptance 0.8, at most 2^10 leapfrog steps): numpyro its default diagonal one,
-jaxcoh the default of ``jaxcoh sample`` (the arrowhead, from the Laplace approximation at the MAP; ``--mass-matrix``
-chooses another), and run their chains one after another (the faster on CPU for both). Each runs twice with different seeds: the first call includes tracing and
+matrix by Stan's windows (at most 2^10 leapfrog steps), each with its defaults: numpyro the diagonal mass matrix and
+target acceptance 0.8, jaxcoh those of ``jaxcoh sample`` (the arrowhead, from the Laplace approximation at the MAP,
+``--mass-matrix`` chooses another; target acceptance 0.9), and run their chains one after another (the faster on CPU
+for both). Each runs twice with different seeds: the first call includes tracing and
 compilation, the second reuses the compiled programs; compile time is the difference, ESS/s is the second run's
 bulk ESS of g_dagger (ArviZ, over all chains) over its wall time, warm-up included. Before any timing the two log
 densities are compared at the MAP and at perturbed points: they must differ by one constant.
@@ -87,8 +88,10 @@ def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix="arrowh
     from ..sampling.nuts import run_nuts
 
     t0 = time.perf_counter()
+    from ..curves.sampling import SampleSettings
+
     res = run_nuts(ld, z_map, seed=seed, n_chains=n_chains, n_warmup=n_warmup, n_draws=n_draws, chunk_size=n_draws,
-                   mass_matrix=mass_matrix, init_scale=0.01)
+                   mass_matrix=mass_matrix, init_scale=0.01, target_accept=SampleSettings().target_accept)
     wall = time.perf_counter() - t0
     g = np.asarray(RAR.shared["g_dagger"].to_value(res.draws["shared"]["g_dagger"]))
     return {"wall_s": wall, "ess": _ess(g), "g_dagger": g, "divergences": int(np.sum(res.stats.diverging)),
