@@ -114,9 +114,9 @@ def laplace(logdensity, position: Any, shared_idx: np.ndarray, local_idx: np.nda
     S = spd_solve(safe_ll, jnp.broadcast_to(eye_m, (g, m, m)))  # H_jj^-1
     A = jnp.where(ok_l[:, None, None], -spd_solve(safe_ll, H_ls), 0.0)
     P_ss = H_ss + jnp.einsum("gmk,gml->kl", H_ls, A)  # H_ss - sum H_sj H_jj^-1 H_js
-    P_ss = 0.5 * (P_ss + P_ss.T)
-    C_ss = spd_solve(P_ss, eye_k)
-    L_s = small_cholesky(0.5 * (C_ss + C_ss.T))
+    # the one shared block (any size, not batched over galaxies): LAPACK's; NaN where not positive definite
+    C_ss = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(0.5 * (P_ss + P_ss.T)), True), eye_k)
+    L_s = jnp.linalg.cholesky(0.5 * (C_ss + C_ss.T))
     L_l = small_cholesky(0.5 * (S + jnp.swapaxes(S, 1, 2)))
     ok_s = jnp.all(jnp.isfinite(L_s))
     return ArrowheadInverseMassMatrix(jnp.where(ok_s, L_s, eye_k), jnp.where(ok_s, A, 0.0),
@@ -227,7 +227,7 @@ def _welford_update(w: Welford, xs: Array, xl: Array) -> Welford:
 def _welford_final(w: Welford, previous: ArrowheadInverseMassMatrix) -> ArrowheadInverseMassMatrix:
     """The regularised estimate (Stan's shrinkage towards 1e-3 I) in factored form. (Shrinking towards the previous
     window's estimate instead, tried on SPARC's RAR, halved the ESS of sigma_int.)"""
-    from ..solvers.arrowhead import small_cholesky, spd_solve  # LAPACK-free tiny blocks (see that module)
+    from ..solvers.arrowhead import small_cholesky  # LAPACK-free per-galaxy blocks (see that module)
 
     n = w.n
     shrink, eps = n / (n + 5.0), 1e-3 * 5.0 / (n + 5.0)
@@ -235,9 +235,8 @@ def _welford_final(w: Welford, previous: ArrowheadInverseMassMatrix) -> Arrowhea
     c_ss = shrink * w.m2_ss / denom + eps * jnp.eye(w.m2_ss.shape[0], dtype=n.dtype)
     c_ls = shrink * w.m2_ls / denom
     c_ll = shrink * w.m2_ll / denom + eps * jnp.eye(w.m2_ll.shape[1], dtype=n.dtype)[None]
-    L_s = small_cholesky(0.5 * (c_ss + c_ss.T))
-    k = c_ss.shape[0]
-    A = spd_solve(c_ss, c_ls.reshape(-1, k).T).T.reshape(c_ls.shape)  # C_ls C_ss^-1 (C_ss symmetric)
+    L_s = jnp.linalg.cholesky(c_ss)  # the one shared block: LAPACK's; the per-galaxy ones below unrolled
+    A = jnp.einsum("gmk,kl->gml", c_ls, jax.scipy.linalg.cho_solve((L_s, True), jnp.eye(L_s.shape[0], dtype=n.dtype)))
     S = c_ll - jnp.einsum("gmk,gnk->gmn", A, c_ls)
     S = 0.5 * (S + jnp.swapaxes(S, 1, 2))
     return previous._replace(L_shared=L_s, A=A, L_local=small_cholesky(S))
