@@ -242,3 +242,16 @@ def test_other_model_structures_sample(model, mass_matrix, local, tmp_path):
     assert all(np.all(np.isfinite(v)) for v in draws.values())
     per_galaxy = pd.read_csv(tmp_path / "per_galaxy_summary.csv")
     assert {p.split("[")[0] for p in per_galaxy["parameter"]} == local | set(NUISANCE)
+
+
+def test_command_defaults_are_the_api_defaults():
+    """`jaxcoh sample` keeps its own literals (its module does not import jax); they must be SampleSettings'."""
+    from jaxcoh.curves.sampling import SampleSettings
+
+    defaults = {o.name: o.default for o in COMMANDS["sample"].options}
+    api = SampleSettings()
+    for cli_name, field in (("chains", "n_chains"), ("warmup", "n_warmup"), ("draws", "n_draws"),
+                            ("chunk_size", "chunk_size"), ("mass_matrix", "mass_matrix"),
+                            ("target_accept", "target_accept"), ("max_tree_depth", "max_tree_depth"),
+                            ("seed", "seed"), ("start", "start")):
+        assert defaults[cli_name] == getattr(api, field), cli_name

@@ -7,8 +7,7 @@ from jaxcoh's MAP (the MAP's time is reported apart, it is the same for both), a
 matrix by Stan's windows (at most 2^10 leapfrog steps), each with its defaults: numpyro the diagonal mass matrix and
 target acceptance 0.8, jaxcoh those of ``jaxcoh sample`` (the arrowhead, from the Laplace approximation at the MAP,
 ``--mass-matrix`` chooses another; target acceptance 0.9), and run their chains one after another (the faster on CPU
-for both). Each runs twice with different seeds: the first call includes tracing and
-compilation, the second reuses the compiled programs; compile time is the difference, ESS/s is the second run's
+for both). Each runs twice with different seeds: the first call includes tracing and compilation, the second reuses the compiled programs; compile time is the difference, ESS/s is the second run's
 bulk ESS of g_dagger (ArviZ, over all chains) over its wall time, warm-up included. Before any timing the two log
 densities are compared at the MAP and at perturbed points: they must differ by one constant.
 
@@ -83,7 +82,7 @@ def _ess(draws: np.ndarray) -> float:
     return float(az.ess(np.asarray(draws), method="bulk"))
 
 
-def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix="arrowhead") -> dict:
+def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix: str | None = None) -> dict:
     from ..curves.baselines import RAR
     from ..sampling.nuts import run_nuts
 
@@ -91,7 +90,8 @@ def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix="arrowh
     from ..curves.sampling import SampleSettings
 
     res = run_nuts(ld, z_map, seed=seed, n_chains=n_chains, n_warmup=n_warmup, n_draws=n_draws, chunk_size=n_draws,
-                   mass_matrix=mass_matrix, init_scale=0.01, target_accept=SampleSettings().target_accept)
+                   mass_matrix=mass_matrix or SampleSettings().mass_matrix, init_scale=0.01,
+                   target_accept=SampleSettings().target_accept)
     wall = time.perf_counter() - t0
     g = np.asarray(RAR.shared["g_dagger"].to_value(res.draws["shared"]["g_dagger"]))
     return {"wall_s": wall, "ess": _ess(g), "g_dagger": g, "divergences": int(np.sum(res.stats.diverging)),
@@ -117,7 +117,7 @@ def run_numpyro(flat, map_values, n_chains, n_warmup, n_draws, seed) -> dict:
             "grad_evals": int(np.sum(extra["num_steps"]))}
 
 
-def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str = "arrowhead") -> dict:
+def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str | None = None) -> dict:
     """B7 in the suite's result format: ``baseline_s`` and ``jaxcoh_s`` are seconds per effective sample of g_dagger
     (so ``ratio`` is jaxcoh's ESS/s over numpyro's), ``compile_s`` jaxcoh's; with both sides' ESS/s, compile
     seconds, wall times, draws, chains, gradient evaluations and posterior of g_dagger."""
@@ -129,9 +129,11 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str = "arrowhead")
     from ..curves.likelihood import Likelihood, likelihood_model
     from ..curves.nuisance import NUISANCE
     from ..curves.posterior import log_density
+    from ..curves.sampling import SampleSettings
 
     from .baselines import numpyro_rar  # numpyro: the bench extra, imported only when B7 runs
 
+    mass_matrix = mass_matrix or SampleSettings().mass_matrix  # jaxcoh's side: the defaults of `jaxcoh sample`
     set_precision("float64")
     size = SIZES[quick]
     cat, source = _catalog(sparc_dir)
@@ -218,7 +220,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sparc", default=os.environ.get("JAXCOH_SPARC_DIR"))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--mass-matrix", default="arrowhead")
+    ap.add_argument("--mass-matrix", default=None, help="default: that of jaxcoh sample")
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     a = ap.parse_args()
     res = bench_b7(a.sparc, a.quick, a.mass_matrix)
