@@ -319,6 +319,11 @@ class Catalog:
             if a is not None and not np.isfinite(np.asarray(a)[mask]).all():
                 raise ValueError(f"field {f} has non-finite real points")
 
+    def anonymous(self) -> Catalog:
+        """The same data under numbered names and no source: what jitted code is given. Names and source are static
+        metadata, part of every trace's key, so catalogs of one shape then share traced and compiled programs."""
+        return dataclasses.replace(self, names=GalaxyNames.numbered("galaxy", self.n_galaxies), source="")
+
     # ---- selection ----------------------------------------------------------------------------------------------
     def take(self, index: np.ndarray | Sequence[int]) -> Catalog:
         """The galaxies at ``index`` (host-side integer positions), in that order, re-padded to their longest curve."""

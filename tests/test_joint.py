@@ -18,9 +18,11 @@ import jaxcoh
 from jaxcoh.constants import G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, G_NEWTON
 from jaxcoh.curves import (NUISANCE, CurveSettings, Likelihood, compare, curve_data, default_models, fit,
                            fix_parameters, get_model, prepare, residuals, starts)
+from jaxcoh.catalog import GalaxyNames
 from jaxcoh.curves.baselines import nfw_speed2_halo, rar_interpolation
 from jaxcoh.curves.likelihood import robust_residual, robust_rho, split
 from jaxcoh.curves.nuisance import Nuisance, apply_nuisance, table_nuisance
+from jaxcoh.curves.fitting import solve_joint
 from jaxcoh.curves.objective import blocked_objective, objective
 from jaxcoh.curves.tables import format_compare
 from jaxcoh.selection import apply_cuts
@@ -241,6 +243,18 @@ def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
     assert f"objective not finite for galaxy {name}" in msg
     assert f"distance[{name}]" in msg and "g_dagger" in msg
     assert bad.names[2] not in msg  # the other galaxies are not blamed
+
+
+def test_catalogs_differing_only_in_names_share_compiled_programs(small_mock):
+    """Names and source are static metadata of a catalog, part of a trace's key: a fit gives the jitted code the
+    catalog under anonymous names, so the same shapes under other names run the programs already compiled."""
+    settings = CurveSettings(n_starts=1, solver="block_lm", galaxy_starts=1, errors=False)
+    first = fit("rar", small_mock, settings)
+    before = solve_joint._cache_size()
+    renamed = dataclasses.replace(small_mock, names=GalaxyNames([f"other{i}" for i in range(10)]), source="other")
+    second = fit("rar", renamed, settings)
+    assert solve_joint._cache_size() == before
+    assert second.objective == first.objective
 
 
 def test_prepared_data_give_the_same_objective(small_mock):

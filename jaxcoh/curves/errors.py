@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -65,10 +66,11 @@ def arrowhead_hessian(model, opts, s_log, l_log, qs0: Array, QL0: Array, data: C
     return (d_l[1] if d_l is not None else None), H_ss, (H_ls if d_l is not None else None)
 
 
-def curve_errors(model: CurveModel, z: dict, data: CurveData, opts: Likelihood
+def curve_errors(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, names: Sequence[str]
                  ) -> tuple[ErrorAnalysis, dict[str, np.ndarray]]:
     """Errors of the shared parameters, marginalised over every per-galaxy one, and the marginal errors of the
-    per-galaxy values (``{name: [g]}``, NaN for padding and for galaxies whose Hessian block is not finite)."""
+    per-galaxy values (``{name: [g]}``, NaN for padding and for galaxies whose Hessian block is not finite).
+    ``names``: the galaxies' names, for the warning."""
     shared, local, nu = split(model, z, data, opts)
     spec_l = local_spec(model, opts)
     local_vals = {**local, **(nu._asdict() if opts.nuisance else {})}
@@ -101,7 +103,7 @@ def curve_errors(model: CurveModel, z: dict, data: CurveData, opts: Likelihood
     finite = np.isfinite(H_ll).all(axis=(1, 2))
     if not finite[active].all():
         log.warning(f"{model.name}: the Hessian block of {int((~finite & active).sum())} galaxies is not finite "
-                    f"(first: {data.cat.names[int(np.nonzero(~finite & active)[0][0])]}): no errors for them")
+                    f"(first: {names[int(np.nonzero(~finite & active)[0][0])]}): no errors for them")
     active = active & finite
     H_ll[~active] = np.eye(kl)  # padding rows have no terms: any invertible block leaves them out
     H_ll = 0.5 * (H_ll + np.swapaxes(H_ll, 1, 2))

@@ -152,21 +152,21 @@ def stage_options(solver: str, solver_options: tuple[SolverOptions, ...] | None,
     return tuple(o._replace(report=name if report else "") for o, name in zip(solver_options, stages, strict=True))
 
 
-def _first_finite(model, z0, res, data, opts) -> int:
+def _first_finite(model, z0, res, data, opts, names) -> int:
     """The start with the lowest finite objective; raises (naming galaxies and parameters) when there is none."""
     loss = np.asarray(res.loss)
     loss = np.where(np.isfinite(loss), loss, np.inf)
     if not np.isfinite(loss).any():
         z = jax.tree_util.tree_map(lambda a: a[0], z0)
         raise FloatingPointError(f"{model.name}: the objective was not finite from any of {len(loss)} starts; "
-                                 + "; ".join(diagnose(model, z, data, opts) or ["the solver diverged"]))
+                                 + "; ".join(diagnose(model, z, data, opts, names) or ["the solver diverged"]))
     status = np.asarray(res.status)
     if np.any(status == Status.NONFINITE):
         j = int(np.nonzero(status == Status.NONFINITE)[0][0])
         zj = jax.tree_util.tree_map(lambda a: a[j], z0)
         log.warning(f"{model.name}: {int(np.sum(status == Status.NONFINITE))} of {len(status)} starts hit a non-finite "
                     f"objective (the others are used); at start {j}: "
-                    + "; ".join(diagnose(model, zj, data, opts) or ["finite at the start: diverged on the way"]))
+                    + "; ".join(diagnose(model, zj, data, opts, names) or ["finite at the start: diverged on the way"]))
     return int(np.argmin(loss))
 
 
@@ -189,7 +189,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     options = stage_options(solver, settings.solver_options, settings.report)
     z0 = starts(model, data, opts, settings.n_starts, settings.seed)
     res = solve_joint(model, opts, solver, options, z0, data)
-    best = jax.tree_util.tree_map(lambda a: a[_first_finite(model, z0, res, data, opts)], res)
+    best = jax.tree_util.tree_map(lambda a: a[_first_finite(model, z0, res, data, opts, cat.names)], res)
     n_iter = int(best.n_iter)
     galaxy_info = GalaxyStarts(n_starts=1, n_multimodal=0, n_improved=0)
     per_galaxy = bool(len(model.local) or opts.nuisance)
@@ -215,7 +215,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     ev = jax.jit(evaluate, static_argnums=(0, 3))(model, best.z, data, opts)
     jax.block_until_ready(ev)
     wall = time.perf_counter() - t0
-    err, per_galaxy_err = (curve_errors(model, best.z, data, opts) if settings.errors else (None, {}))
+    err, per_galaxy_err = (curve_errors(model, best.z, data, opts, cat.names) if settings.errors else (None, {}))
     return assemble(model, cat, data, opts, best._replace(n_iter=n_iter, status=int(status)), ev, err,
                     per_galaxy_err, n_starts=int(np.asarray(res.loss).size), wall_s=wall, n_params=n_params,
                     convergence=convergence, galaxy_starts=galaxy_info)

@@ -96,6 +96,9 @@ class CurveData(NamedTuple):
 
 
 def curve_data(cat: Catalog, recipe: str = "sparc") -> CurveData:
+    """The data of a fit of ``cat``, under anonymous names (:meth:`Catalog.anonymous`): messages that name galaxies
+    take the names from the catalog itself."""
+    cat = cat.anonymous()
     return CurveData(cat, _references(cat, recipe))
 
 

@@ -5,6 +5,7 @@ diagnosis of where it is not finite."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -94,10 +95,9 @@ def _zero_tangent(p: Array):
     return jnp.zeros_like(p) if jnp.issubdtype(p.dtype, jnp.inexact) else np.zeros(p.shape, jax.dtypes.float0)
 
 
-def diagnose(model: CurveModel, z: dict, data: CurveData, opts: Likelihood) -> list[str]:
-    """What is not finite at ``z``: galaxies whose objective terms are, then parameters whose gradient is
-    (per-galaxy parameters named with their galaxy). Empty when all is finite."""
-    names = data.cat.names
+def diagnose(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, names: Sequence[str]) -> list[str]:
+    """What is not finite at ``z``: galaxies (``names``, one per row of ``data``) whose objective terms are, then
+    parameters whose gradient is (per-galaxy parameters named with their galaxy). Empty when all is finite."""
     ev = evaluate(model, z, data, opts)
     msgs = [f"objective not finite for galaxy {names[int(j)]}"
             for j in np.nonzero(~np.isfinite(np.asarray(ev.objective_terms)))[0][:5]]

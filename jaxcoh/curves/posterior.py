@@ -87,7 +87,7 @@ def _bucketed(data: CurveData, opts: Likelihood, bucket_slots: int) -> list[tupl
     buckets = length_buckets(np.asarray(cat.points_per_galaxy), MAX_BUCKETS, bucket_slots)
     if len(buckets) < 2:
         return None
-    return [(idx, prepare(CurveData(cat.take(idx), data.refs), opts)) for idx in buckets]
+    return [(idx, prepare(CurveData(cat.take(idx).anonymous(), data.refs), opts)) for idx in buckets]
 
 
 def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: str = "auto"
