@@ -22,9 +22,13 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning)
     import arviz as az
 
+from conftest import full_optimization
 from jaxcoh.cli import COMMANDS, main
 from jaxcoh.cli.common import likelihood
 from jaxcoh.sampling.posterior import SUMMARY_COLUMNS
+
+# One worker for the module: its tests share the module's sampling run (a fixture each worker would make again).
+pytestmark = pytest.mark.xdist_group("sample_run")
 
 TRUTH = {"g_dagger": 1.2e-10, "sigma_int": 0.05}
 N_GAL, CHAINS, DRAWS, CHUNK = 5, 2, 120, 40
@@ -36,7 +40,7 @@ NUISANCE = ("upsilon_disk", "upsilon_bulge", "distance", "inclination")
 
 def run_cli(out, *extra) -> tuple[int, str]:
     err = io.StringIO()
-    with contextlib.redirect_stderr(err):  # the log handler is made inside main(), on this stream
+    with contextlib.redirect_stderr(err), full_optimization():  # the log handler is made inside main(), on this stream
         rc = main([*ARGS, "--out", str(out), *extra])
     return rc, err.getvalue()
 
