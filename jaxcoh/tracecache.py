@@ -11,7 +11,9 @@ It is on only where JAX's persistent compilation cache is (``JAX_COMPILATION_CAC
 ``jax.config.update("jax_compilation_cache_dir", DIR)``); programs go to ``DIR/jaxcoh-traced/``. A program is reused
 only for the same jaxcoh source (a digest of every module), JAX version, backend, precision mode, static arguments
 and argument shapes, dtypes and tree structure. Calls from inside other transformations (tracers), on several
-devices, or with models defined outside jaxcoh go straight to the jitted function.
+devices, or with models defined outside jaxcoh go straight to the jitted function. Every change of jaxcoh or JAX
+makes the programs stored before it unreachable: whenever a program is stored, those neither loaded nor stored for
+:data:`MAX_IDLE_DAYS` are removed (:func:`evict_idle`).
 
 Nothing read from that directory can run code: a stored file is the serialised export (flatbuffers, data) after a
 JSON description of the output pytree, rebuilt only from containers, ``None`` and jaxcoh's own NamedTuples and
@@ -22,14 +24,17 @@ directory can change what runs, so keep it as private as the code itself.)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import inspect
 import json
 import logging
+import os
 import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -41,6 +46,7 @@ log = logging.getLogger("jaxcoh")
 
 SUBDIR = "jaxcoh-traced"
 SUFFIX = ".exported"
+MAX_IDLE_DAYS = 30  # a stored program neither loaded nor stored for this long is removed
 MAGIC = b"jaxcoh-traced 2\n"  # then one line of JSON (the output tree), then the jax.export bytes
 _SCALARS = (int, float, bool, complex, np.generic)
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -308,6 +314,24 @@ def _read(path: Path):
     return exported, out_tree
 
 
+def evict_idle(directory: Path, max_idle_s: float = MAX_IDLE_DAYS * 86400.0) -> int:
+    """Removes the stored programs (``*.exported``) of ``directory`` whose modification time, which a load renews,
+    is older than ``max_idle_s``; returns how many. Other files are left alone; a file another process removes or
+    keeps first is skipped."""
+    cutoff = time.time() - max_idle_s
+    removed = 0
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.debug(f"removed {removed} stored programs unused for {max_idle_s / 86400:.0f} days from {directory}")
+    return removed
+
+
 def _load_or_export(path: Path, jitted, static: dict, in_tree, leaves) -> _Program | None:
     from jax import export
 
@@ -315,7 +339,10 @@ def _load_or_export(path: Path, jitted, static: dict, in_tree, leaves) -> _Progr
 
     if path.is_file():
         try:
-            return _Program(*_read(path))
+            program = _Program(*_read(path))
+            with contextlib.suppress(OSError):
+                os.utime(path)  # used: kept by evict_idle
+            return program
         except Exception as e:  # a corrupt, foreign or planted file (whatever it trips): export again below
             log.info(f"stored program {path} rejected ({type(e).__name__}: {e}); tracing it again")
     out_tree = None
@@ -342,6 +369,7 @@ def _load_or_export(path: Path, jitted, static: dict, in_tree, leaves) -> _Progr
         head = json.dumps({"key": path.name.removesuffix(SUFFIX), "out_tree": desc}, allow_nan=False)
         try:
             atomic_write_bytes(path, MAGIC + head.encode() + b"\n" + bytes(exported.serialize()))
+            evict_idle(path.parent)
         except OSError as e:  # an unwritable directory: this process still uses the program
             log.debug(f"not stored for later processes: {e}")
     return _Program(exported, out_tree)

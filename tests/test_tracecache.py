@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -105,6 +106,31 @@ def test_unreadable_program_is_exported_again(tmp_path):
     want = solve_batch.jitted(**static, z0=z0, data=data, weights=w)
     np.testing.assert_array_equal(np.asarray(got.loss), np.asarray(want.loss))
 
+
+def test_programs_idle_for_a_month_are_removed_and_loading_renews_them(tmp_path):
+    """Every change of jaxcoh or JAX leaves the stored programs unreachable: storing one removes those neither loaded
+    nor stored for MAX_IDLE_DAYS (other files stay), and loading one counts as use."""
+    cat = jaxcoh.mock_catalog(6, seed=1, n_max=8)
+    data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
+    model = get_model("power_law")
+    z0 = starts(model, FitSettings(n_starts=2), cat.dtype)
+    static = {"model": model, "solver": "lm", "options": SolverOptions(max_iter=10)}
+    leaves, tree = jax.tree_util.tree_flatten({"z0": z0, "data": data, "weights": jnp.ones_like(data.target)[None]})
+    month = tracecache.MAX_IDLE_DAYS * 86400
+    old = time.time() - month - 3600
+    stale, recent, other = (tmp_path / f"stale{tracecache.SUFFIX}", tmp_path / f"recent{tracecache.SUFFIX}",
+                            tmp_path / "notes.txt")
+    for p, t in ((stale, old), (recent, old + 7200), (other, old)):
+        p.write_bytes(b"x")
+        os.utime(p, (t, t))
+    path = tmp_path / f"program{tracecache.SUFFIX}"
+    assert tracecache._load_or_export(path, solve_batch.jitted, static, tree, leaves) is not None  # stored
+    assert path.is_file() and not stale.exists() and recent.exists() and other.exists()
+    os.utime(path, (old, old))
+    assert tracecache._load_or_export(path, solve_batch.jitted, static, tree, leaves) is not None  # loaded
+    assert path.stat().st_mtime > time.time() - 600
+    assert tracecache.evict_idle(tmp_path, month) == 0 and tracecache.evict_idle(tmp_path, -1.0) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 def test_static_tokens():
     from jaxcoh.fmissing import Model
