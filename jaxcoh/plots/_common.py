@@ -153,6 +153,19 @@ def grid_shape(n: int, ncols: int) -> tuple[int, int]:
     return -(-n // ncols), ncols
 
 
+def panel_grid(n: int, ncols: int, panel: tuple[float, float], extra: tuple[float, float] = (0.0, 0.0),
+               **subplots):
+    """A figure of ``n`` panels in rows of at most ``ncols``, each ``panel`` (width, height) inches plus ``extra`` for
+    the whole (legends, colour bars); ``(fig, axes [n])``, the grid's unused places removed. ``subplots``: passed to
+    :meth:`~matplotlib.figure.Figure.subplots` (``sharex``, ``sharey``)."""
+    nrows, ncols = grid_shape(n, ncols)
+    fig = new_figure(panel[0] * ncols + extra[0], panel[1] * nrows + extra[1])
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots).ravel()
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
 def finish_curve_grid(fig, axes, panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], legend_ncols: int,
                       legend_fontsize: str) -> None:
     """Finishes a grid of rotation curves: in each panel (``axes`` in the order of ``panels``, one

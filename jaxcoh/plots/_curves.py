@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import DEX, MS2, finish_curve_grid, grid_shape, model_colors, new_figure, positive
+from ._common import DEX, MS2, finish_curve_grid, model_colors, panel_grid, positive
 
 CURVE_COLUMNS = ("galaxy", "model", "R_kpc", "V_obs", "e_V_obs", "V_gas", "V_disk", "V_bul", "V_bar", "V_model",
                  "g_bar", "g_obs", "g_model")
@@ -71,11 +71,7 @@ def plot_rotation_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | N
     if data_model not in models:
         raise ValueError(f"data_model {data_model!r} not in the curves table (models: {', '.join(models)})")
     colors = model_colors(models)
-    nrows, ncols = grid_shape(len(names), ncols)
-    fig = new_figure(2.9 * ncols, 2.4 * nrows + 0.6)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(names):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(names), ncols, (2.9, 2.4), (0.0, 0.6))
     by_galaxy = {g: d for g, d in curves.groupby(curves["galaxy"].astype(str), sort=False)}
     differs = False
     panels = []
@@ -137,11 +133,7 @@ def plot_rar(curves: pd.DataFrame, ncols: int = 3, bins: int = 15):
     model's ``g_model``; the 1:1 (Newtonian) line; the scatter of log10(g_obs/g_model) in the legend."""
     models = _models(curves)
     colors = model_colors(models)
-    nrows, ncols = grid_shape(len(models), ncols)
-    fig = new_figure(3.4 * ncols, 3.2 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
-    for ax in axes[len(models):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(models), ncols, (3.4, 3.2), sharex=True, sharey=True)
     ok_all = positive(curves["g_bar"], curves["g_obs"])
     lg = np.log10(curves.loc[ok_all, ["g_bar", "g_obs"]].to_numpy(float)) if ok_all.any() else np.zeros((0, 2))
     lo = float(lg.min()) - 0.1 if lg.size else -12.0
@@ -191,11 +183,7 @@ def plot_residuals(curves: pd.DataFrame, ncols: int = 3, bins: int = 40):
     lr_all = _log_ratio(curves)
     half = max(0.1, float(np.percentile(np.abs(lr_all), 99.5))) if lr_all.size else 0.5
     edges = np.linspace(-half, half, bins + 1)
-    nrows, ncols = grid_shape(len(models), ncols)
-    fig = new_figure(3.2 * ncols, 2.6 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True).ravel()
-    for ax in axes[len(models):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(models), ncols, (3.2, 2.6), sharex=True)
     for ax, m in zip(axes, models):
         lr = _log_ratio(curves[curves["model"] == m])
         label = (f"scatter {np.std(lr):.3f} dex\nmedian {np.median(lr):+.3f} dex\n{lr.size} points" if lr.size

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ._common import grid_shape, model_colors, new_figure, plain_log_ticks, spans_decades
+from ._common import model_colors, panel_grid, plain_log_ticks, spans_decades
 
 PREDICTION_COLUMNS = ("galaxy", "model", "F_missing", "F_pred")
 
@@ -40,11 +40,7 @@ def plot_f_missing(predictions: pd.DataFrame, reproduce: Mapping | None = None, 
         raise ValueError("predictions table has no rows")
     info = (reproduce or {}).get("models", {}) or {}
     colors = model_colors(models)
-    nrows, ncols = grid_shape(len(models), ncols)
-    fig = new_figure(4.0 * ncols, 3.8 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(models):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(models), ncols, (4.0, 3.8))
     for ax, name in zip(axes, models):
         rows = predictions[predictions["model"] == name]
         obs, pred = rows["F_missing"].to_numpy(float), rows["F_pred"].to_numpy(float)

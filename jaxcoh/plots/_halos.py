@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import finish_curve_grid, grid_shape, new_figure
+from ._common import finish_curve_grid, new_figure, panel_grid
 from ._curves import select_galaxies
 
 HALO_COLUMNS = ("galaxy", "model", "chi2_nu", "bic")
@@ -90,11 +90,7 @@ def plot_halo_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | None 
     fraction of the observed speed it reaches), at its own radii where its points differ."""
     names = select_galaxies(curves, galaxies)
     models = _models(curves)
-    nrows, ncols = grid_shape(len(names), ncols)
-    fig = new_figure(2.9 * ncols, 2.4 * nrows + 0.9)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(names):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(names), ncols, (2.9, 2.4), (0.0, 0.9))
     by_galaxy = {g: d for g, d in curves.groupby(curves["galaxy"].astype(str), sort=False)}
     panels = []
     for ax, g in zip(axes, names):

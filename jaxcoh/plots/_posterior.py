@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._common import grid_shape, new_figure, spans_decades
+from ._common import new_figure, panel_grid, spans_decades
 from ._curves import select_galaxies
 from ._sweeps import plot_corner
 
@@ -73,9 +73,7 @@ def plot_posterior_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | 
     """Per galaxy: the observed speeds with their errors, the posterior median of the model curve and its 68% and
     90% bands (the model's spread over the draws, at the table's radii and inclination)."""
     shown = select_galaxies(curves, galaxies)
-    nrows, ncols = grid_shape(len(shown), ncols)
-    fig = new_figure(3.0 * ncols, 2.5 * nrows + 0.4)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    fig, axes = panel_grid(len(shown), ncols, (3.0, 2.5), (0.0, 0.4))
     for ax, name in zip(axes, shown):
         g = curves[curves["galaxy"].astype(str) == name].sort_values("R_kpc")
         r = g["R_kpc"].to_numpy(float)
@@ -92,8 +90,6 @@ def plot_posterior_curves(curves: pd.DataFrame, galaxies: int | Sequence[str] | 
         ax.set_title(name, fontsize="small")
         ax.set_xlabel("R [kpc]")
         ax.set_ylabel("V [km/s]")
-    for ax in axes[len(shown):]:
-        ax.set_visible(False)
     axes[0].legend(fontsize="x-small")
     fig.suptitle("posterior of the model curves")
     return fig

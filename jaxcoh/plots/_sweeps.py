@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._common import grid_shape, is_geometric, new_figure, parameter_label, plain_log_ticks, spans_decades
+from ._common import is_geometric, new_figure, panel_grid, parameter_label, plain_log_ticks, spans_decades
 
 SWEEP_COLUMNS = ("loss", "rms", "r", "status")
 SCATTER_MAX_ROWS = 2000  # corner panels show points up to this many rows, a 2D histogram above
@@ -82,11 +82,7 @@ def plot_sweep_heatmaps(table: pd.DataFrame, summary: Mapping, ncols: int = 3):
         ax.set_title(f"grid of {model}", fontsize="medium")
         return fig
     pairs = list(itertools.combinations(names, 2))
-    nrows, ncols = grid_shape(len(pairs), ncols)
-    fig = new_figure(3.6 * ncols + 0.8, 3.0 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(pairs):]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(pairs), ncols, (3.6, 3.0), (0.8, 0.4))
     vmin, vmax = float(t[metric].min()), float(t[metric].max())
     mesh = None
     for ax, (a, b) in zip(axes, pairs):
