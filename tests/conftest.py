@@ -33,8 +33,12 @@ def pytest_unconfigure(config):
 # The tests' problems are small: XLA's optimisation passes cost them more compile time than they save run time
 # (JAX's own switch for that case; measured on two joint fits, compilation 29.4 s -> 18.4 s). In the environment, so
 # that the commands the tests run in subprocesses compile the same way; JAX_DISABLE_MOST_OPTIMIZATIONS=0 opts out.
+# (A speed setting only: a JAX without the switch runs the tests as they are.)
+_OPTIMIZATION_SWITCH = "jax_disable_most_optimizations"
+_HAS_SWITCH = _OPTIMIZATION_SWITCH in jax.config.values
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-jax.config.update("jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0"))
+if _HAS_SWITCH:
+    jax.config.update(_OPTIMIZATION_SWITCH, os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0"))
 jaxcoh.set_precision("float64")
 
 
@@ -43,12 +47,15 @@ def full_optimization():
     """XLA's optimisation passes on inside, for the tests whose run time outweighs their compilation (SPARC-size
     fits, sampling runs: 45 s -> 55 s for NFW on SPARC without them). Every program a comparison depends on must
     then be compiled inside too (JAX's in-memory cache does not key on this switch)."""
-    before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", False)
+    if not _HAS_SWITCH:
+        yield
+        return
+    before = jax.config.read(_OPTIMIZATION_SWITCH)
+    jax.config.update(_OPTIMIZATION_SWITCH, False)
     try:
         yield
     finally:
-        jax.config.update("jax_disable_most_optimizations", before)
+        jax.config.update(_OPTIMIZATION_SWITCH, before)
 # A silent (g,) vs (g, n) broadcast is the classic padded-data bug: make it an error in tests.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
