@@ -316,8 +316,8 @@ def _read(path: Path):
 
 def evict_idle(directory: Path, max_idle_s: float = MAX_IDLE_DAYS * 86400.0) -> int:
     """Removes the stored programs (``*.exported``) of ``directory`` whose modification time, which a load renews,
-    is older than ``max_idle_s``; returns how many. Other files are left alone; a file another process removes or
-    keeps first is skipped."""
+    is older than ``max_idle_s``; returns how many. Other files are left alone; a file another process removed first
+    is skipped."""
     cutoff = time.time() - max_idle_s
     removed = 0
     for path in directory.glob(f"*{SUFFIX}"):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import full_optimization
 import jaxcoh
 from jaxcoh import curves
 from jaxcoh.curves import CurveModel, CurveSettings, Likelihood
 from jaxcoh.curves.baselines import rar_speed2
-from conftest import full_optimization
 from jaxcoh.curves.convergence import STATIONARITY_TOL
 from jaxcoh.parameters import Parameter, ParameterSpec
 from jaxcoh.solvers import SolverOptions

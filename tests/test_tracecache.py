@@ -132,6 +132,7 @@ def test_programs_idle_for_a_month_are_removed_and_loading_renews_them(tmp_path)
     assert tracecache.evict_idle(tmp_path, month) == 0 and tracecache.evict_idle(tmp_path, -1.0) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
+
 def test_static_tokens():
     from jaxcoh.fmissing import Model
     from jaxcoh.parameters import Parameter, ParameterSpec

@@ -83,15 +83,16 @@ def _ess(draws: np.ndarray) -> float:
 
 
 def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix: str | None = None) -> dict:
+    """jaxcoh's side with the defaults of `jaxcoh sample` (``mass_matrix`` None: its mass matrix)."""
     from ..curves.baselines import RAR
+    from ..curves.sampling import SampleSettings
     from ..sampling.nuts import run_nuts
 
+    defaults = SampleSettings()
     t0 = time.perf_counter()
-    from ..curves.sampling import SampleSettings
-
     res = run_nuts(ld, z_map, seed=seed, n_chains=n_chains, n_warmup=n_warmup, n_draws=n_draws, chunk_size=n_draws,
-                   mass_matrix=mass_matrix or SampleSettings().mass_matrix, init_scale=0.01,
-                   target_accept=SampleSettings().target_accept)
+                   mass_matrix=mass_matrix or defaults.mass_matrix, init_scale=0.01,
+                   target_accept=defaults.target_accept)
     wall = time.perf_counter() - t0
     g = np.asarray(RAR.shared["g_dagger"].to_value(res.draws["shared"]["g_dagger"]))
     return {"wall_s": wall, "ess": _ess(g), "g_dagger": g, "divergences": int(np.sum(res.stats.diverging)),
