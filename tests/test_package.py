@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import SUITE_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "jaxcoh"
@@ -24,7 +25,7 @@ PACKAGE = ROOT / "jaxcoh"
 def _env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAXCOH_COMPILATION_CACHE",
                                                             "JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS")}
-    env.update(extra)
+    env.update(XLA_FLAGS=SUITE_XLA_FLAGS, **extra)
     return env
 
 

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SUITE_XLA_FLAGS
 
 from jaxcoh.sharding import shard_catalog
 
@@ -40,7 +41,8 @@ def _env(**extra):
     """This environment without any inherited XLA_FLAGS, on the CPU (forced host devices and gloo collectives are
     CPU features, also on a machine with a GPU), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return {**env, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **extra}
+    xla_flags = " ".join(filter(None, [SUITE_XLA_FLAGS, extra.pop("XLA_FLAGS", "")]))
+    return {**env, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags, **extra}
 
 
 def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame):

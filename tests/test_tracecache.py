@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import SUITE_XLA_FLAGS
 
 import jaxcoh
 from jaxcoh import tracecache
@@ -69,7 +70,7 @@ print(json.dumps({"loss": out, "traced_builtin": n_builtin, "traced_total": len(
 
 def _run(cache: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_COMPILATION_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    env.update(JAX_COMPILATION_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), XLA_FLAGS=SUITE_XLA_FLAGS)
     p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
