@@ -11,6 +11,8 @@ import pytest
 calibration = pytest.importorskip("jaxcoh.curves.calibration")  # needs the "sample" extra (blackjax)
 stats = pytest.importorskip("scipy.stats")
 
+pytestmark = pytest.mark.xdist_group("calibration")  # one worker: its tests share one SBC run
+
 SETTINGS = calibration.SBCSettings(n_replicates=10, n_galaxies=3, n_max=12, n_warmup=150, n_draws=200, thin=4,
                                    seed=3)
 

@@ -13,6 +13,8 @@ nuts = pytest.importorskip("jaxcoh.sampling.nuts")
 posterior = pytest.importorskip("jaxcoh.sampling.posterior")
 az = posterior.az
 
+pytestmark = pytest.mark.xdist_group("sampling_engine")  # one worker: its tests share one sampling run
+
 G = 4
 GALAXIES = [f"G{i:03d}" for i in range(G)]
 N_CHAINS, N_WARMUP, N_DRAWS, CHUNK = 4, 300, 400, 100

@@ -20,6 +20,8 @@ from jaxcoh.sharding import shard_catalog
 sys.path.insert(0, str(Path(__file__).parent))
 import sharded_sweep  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("sharding")  # one worker: its tests share the single-device reference
+
 SCRIPT = Path(__file__).parent / "sharded_sweep.py"
 ROOT = Path(__file__).parents[1]
 

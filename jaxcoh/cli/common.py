@@ -46,10 +46,11 @@ VERBOSITY_OPTIONS = (
 
 
 def mock_kernels() -> list[str]:
-    """The truths a mock can be made from: the coherence kernel's compositions, then every curve model."""
+    """The truths a mock can be made from: the coherence kernel's compositions, then every other curve model
+    ("newtonian", K = 0, is both)."""
     from ..mock import KERNELS
 
-    return [*KERNELS, *curve_model_names()]
+    return [*KERNELS, *(m for m in curve_model_names() if m not in KERNELS)]
 
 
 def curve_model_names() -> list[str]:
@@ -89,7 +90,7 @@ def sparc_dir(values: dict) -> str | None:
 def load_data(values: dict, dtype):
     """``(catalog, data_provenance)`` from the data options. The provenance lists the galaxies ``--lenient``
     skipped, with their reasons (``skipped_galaxies``), for every result file to carry."""
-    from ..mock import mock_catalog
+    from ..mock import KERNELS, mock_catalog
     from ..sparc import read_sparc, sparc_checksum
 
     path = sparc_dir(values)
@@ -103,7 +104,7 @@ def load_data(values: dict, dtype):
                      "skipped_galaxies": skipped}
     n, seed = values["mock_galaxies"], values["mock_seed"]
     kernel, scatter = values.get("mock_kernel", "multiplicative"), values.get("mock_scatter", 0.0)
-    if scatter and kernel in mock_kernels()[:3]:
+    if scatter and kernel in KERNELS:
         raise ConfigError(f"'mock_scatter': an intrinsic scatter needs a curve-model truth (--mock-kernel rar, nfw, "
                           f"...), not the coherence kernel's {kernel!r}")
     cat = mock_catalog(n, seed=seed, kernel=kernel, scatter_dex=scatter, dtype=dtype)
