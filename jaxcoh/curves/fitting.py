@@ -114,6 +114,9 @@ def solve_joint(model: CurveModel, opts: Likelihood, solver: str, solver_options
             z, n_iter = res.z, n_iter + res.n_iter
         return res._replace(n_iter=n_iter)  # the last stage's status and change
 
+    if z0_lanes(z0) == 1:  # one start (every model without shared parameters): no vmap, whose batching of the
+        # solvers' loops costs a second trace, a larger program and a select on every carried value
+        return jax.tree_util.tree_map(lambda a: a[None], one(jax.tree_util.tree_map(lambda a: a[0], z0)))
     return jax.vmap(one)(z0)
 
 
@@ -135,9 +138,10 @@ def choose_solver(model: CurveModel, data: CurveData, opts: Likelihood) -> str:
     poor model, parameters at bounds) where LM's single damping stalls; LM then finishes in a few Gauss-Newton steps
     what L-BFGS approaches slowly. Either alone was worse on some of the six models. Without shared parameters the
     block LM damps every galaxy on its own and the L-BFGS stage, one line search for all of them, only costs time
-    (standard cuts, default settings, fresh process: NFW 4776.45991 either way, 27.5 s -> 9.7 s; Burkert-Flat
-    3470.71830 either way, 53.5 s -> 26.5 s; DC14-LCDM 4177.70 -> 4177.80, 211 s -> 93 s). Newtonian with nuisance
-    (nuisance values alone) still needs it: 59428.2 with it, 59484.0 and the iteration cap without."""
+    (standard cuts, default settings, no errors: NFW 4776.45991 either way, the first fit in a fresh process 29.5 s
+    -> 22.4 s, a second one 4.8 s -> 3.9 s; Burkert-Flat 3470.71830 either way; DC14-LCDM 4177.70 -> 4177.80, both
+    stalled). Newtonian with nuisance (nuisance values alone) still needs it: 59428.2 with it, 59484.0 and the
+    iteration cap without."""
     kinds = len(model.shared) + len(model.local) + (len(NUISANCE) if opts.nuisance else 0)
     g, n = data.cat.mask.shape
     if g * (n + len(NUISANCE) + 1) * max(kinds, 1) > LM_MAX_RESIDUALS:
