@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import SUITE_XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]

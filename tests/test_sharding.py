@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SUITE_XLA_FLAGS
 
+from conftest import SUITE_XLA_FLAGS
 from jaxcoh.sharding import shard_catalog
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -40,8 +40,8 @@ def reference():
 
 
 def _env(**extra):
-    """This environment without any inherited XLA_FLAGS, on the CPU (forced host devices and gloo collectives are
-    CPU features, also on a machine with a GPU), plus ``extra``."""
+    """This environment with the suite's XLA_FLAGS instead of any inherited ones, on the CPU (forced host devices and
+    gloo collectives are CPU features, also on a machine with a GPU), plus ``extra`` (its XLA_FLAGS appended)."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     xla_flags = " ".join(filter(None, [SUITE_XLA_FLAGS, extra.pop("XLA_FLAGS", "")]))
     return {**env, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags, **extra}

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import SUITE_XLA_FLAGS
 
+from conftest import SUITE_XLA_FLAGS
 import jaxcoh
 from jaxcoh import tracecache
 from jaxcoh.fmissing import FitSettings, fit_data, get_model, starts
