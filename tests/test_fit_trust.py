@@ -144,7 +144,10 @@ def _two_modes(shared, local, x):
 
 def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
     """A constructed bimodal per-galaxy problem: from its start (a = -1) every galaxy stops in the worse mode; with 8
-    starts per galaxy every galaxy ends in the better one, each counted as improved by its other starts."""
+    starts per galaxy every galaxy ends in the better one, each counted as improved by its other starts and as
+    multimodal (its first start stays in the worse mode). On the same curves with a restricted to (0.2, 2), where
+    the problem has one mode, starts cut short after one iteration (not settled, at differing objectives) are not
+    counted as modes."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -163,7 +166,12 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
     assert np.all(one.local["a"][live] < -0.9) and np.all(many.local["a"][live] > 0.9)
     assert many.objective < 1e-3 < one.objective  # the better mode fits the curves exactly
     assert many.galaxy_starts.n_improved == int(live.sum()) and np.all(many.galaxy_starts.improved[live])
+    assert many.galaxy_starts.n_multimodal == int(live.sum()) and np.all(many.galaxy_starts.multimodal[live])
     assert many.status == "CONVERGED"
+    one_mode = CurveModel("one_mode", ParameterSpec([]), ParameterSpec([Parameter("a", 1.5, 0.2, 2.0, per_galaxy=True)]),
+                          _two_modes)
+    short = curves.fit(one_mode, cat, settings._replace(galaxy_starts=8, solver_options=(SolverOptions(max_iter=1),)))
+    assert short.status == "MAX_ITER" and short.galaxy_starts.n_multimodal == 0
 
 
 def test_the_polish_runs_one_lane_where_copies_cost_more_than_compiling():

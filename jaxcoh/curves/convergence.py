@@ -27,8 +27,7 @@ import numpy as np
 from jax import Array
 
 from ..solvers.arrowhead import kind_jvps
-from .galaxy_starts import per_galaxy_groups
-from .likelihood import CurveData, Likelihood, residuals
+from .likelihood import CurveData, Likelihood, per_galaxy_groups, residuals
 from .models import CurveModel
 
 STATIONARITY_TOL = 1e-2  # the largest Newton step along one coordinate, in its standard errors

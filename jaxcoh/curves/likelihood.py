@@ -152,6 +152,11 @@ class Evaluation(NamedTuple):
     rar_valid: Array
 
 
+def per_galaxy_groups(model: CurveModel, opts: Likelihood) -> list[tuple[str, Parameter]]:
+    """``(group, Parameter)`` of every per-galaxy parameter of a joint fit, in the order of ``z``."""
+    return [("local", p) for p in model.local] + ([("nuisance", p) for p in NUISANCE] if opts.nuisance else [])
+
+
 def split(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     """``(shared, local, nuisance)`` values from the unconstrained pytree ``z``."""
     shared = model.shared.to_values(z["shared"])

@@ -22,8 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .galaxy_starts import per_galaxy_groups
-from .likelihood import CurveData, Likelihood, likelihood_model, prepare
+from .likelihood import CurveData, Likelihood, likelihood_model, per_galaxy_groups, prepare
 from .models import CurveModel
 from .objective import objective
 
