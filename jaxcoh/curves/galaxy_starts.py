@@ -10,11 +10,12 @@ objective 211.24 instead of 151.80 (Upsilon_disk 1.14, D 91.7 Mpc, c200 at its b
 ranking by BIC.
 
 A galaxy counts as multimodal when two of its starts that have settled end at objectives that differ. Settled: every
-Newton step along one of the galaxy's own coordinates, with the exact diagonal of its Hessian, is below
-``SETTLED_STEP`` (the projected gradient, as in :mod:`~jaxcoh.curves.convergence`). Starts still on their way after a
-short solve (the halo catalogue gives each 15 iterations) are not modes: counted, they made every SPARC galaxy
-"multimodal" under eleven of the twelve halo models. (The exact diagonal, not the Gauss-Newton one of the
-convergence test: at a mode where the residuals' Jacobian vanishes, the Gauss-Newton step stays finite.)
+Newton step along one of the galaxy's own coordinates, with the exact diagonal of its Hessian, is below the
+convergence test's ``STATIONARITY_TOL`` standard errors (the projected gradient at bounds, as in
+:mod:`~jaxcoh.curves.convergence`). Starts still on their way after a short solve (the halo catalogue gives each 15
+iterations) are not modes: counted, they made every SPARC galaxy "multimodal" under eleven of the twelve halo models.
+(The exact diagonal, not the Gauss-Newton one of the convergence test: at a mode where the residuals' Jacobian
+vanishes, the Gauss-Newton step stays finite.)
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ import numpy as np
 
 from ..solvers import SolverOptions, solve
 from ..solvers.common import jit_with_options
+from .convergence import BOUND_U, STATIONARITY_TOL
 from .likelihood import CurveData, Likelihood, evaluate, per_galaxy_groups, residuals
 from .models import CurveModel
 from .nuisance import nuisance_at_scores
 
 SPREAD_SIGMA = 3.0  # nuisance starts span +-3 standard deviations of each galaxy's priors
 DISAGREE_ABS = 1e-2  # objective (chi^2 / 2) by which two starts' optima must differ to count as different modes
-SETTLED_STEP = 1e-2  # a start has settled when its Newton steps are below this many standard errors (as in convergence)
-SETTLED_BOUND_U = 1e-6  # a bounded parameter within this fraction of its range from a bound is at it (as in convergence)
 
 
 class GalaxyStarts(NamedTuple):
@@ -95,8 +95,8 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
         for c, (grp, p) in enumerate(groups):
             gc, hc, u = g[grp][p.name], hvp[grp][p.name][c], jax.nn.sigmoid(own[grp][p.name])
             if p.bounded:  # pushed outward at a bound: the bound holds it
-                gc = jnp.where(((u <= SETTLED_BOUND_U) & (gc > 0)) | ((u >= 1 - SETTLED_BOUND_U) & (gc < 0)), 0.0, gc)
-            settled &= (gc == 0) | ((hc > 0) & (gc * gc <= SETTLED_STEP**2 * jnp.where(hc > 0, hc, 1.0)))
+                gc = jnp.where(((u <= BOUND_U) & (gc > 0)) | ((u >= 1 - BOUND_U) & (gc < 0)), 0.0, gc)
+            settled &= (gc == 0) | ((hc > 0) & (gc * gc <= STATIONARITY_TOL**2 * jnp.where(hc > 0, hc, 1.0)))
         return own, terms_of(own), settled, res.status
 
     return jax.lax.map(one, starts)
