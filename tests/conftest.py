@@ -62,7 +62,8 @@ jaxcoh.set_precision("float64")
 @contextlib.contextmanager
 def full_optimization():
     """XLA's optimisation passes on inside, for the tests whose run time outweighs their compilation (SPARC-size
-    fits, sampling runs: 45 s -> 55 s for NFW on SPARC without them). Every program a comparison depends on must
+    fits, sampling runs; without them, with the suite's emitters: NFW on SPARC 28 s -> 32 s, test_sample.py 69 s ->
+    88 s). The emitters (``SUITE_XLA_FLAGS``) are the process's and stay. Every program a comparison depends on must
     then be compiled inside too (JAX's in-memory cache does not key on this switch)."""
     if not _HAS_SWITCH:
         yield

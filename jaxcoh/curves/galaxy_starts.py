@@ -90,14 +90,14 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
         tangents = {grp: {name: jnp.stack([jnp.full_like(v, float((grp, name) == k)) for k in kinds])
                           for name, v in leaves.items()} for grp, leaves in own.items()}
         hvp = jax.vmap(lambda t: jax.jvp(grad_of, (own,), (t,))[1])(tangents)
-        g = grad_of(own)
-        settled = jnp.ones_like(terms_of(own), bool)
+        g, terms = grad_of(own), terms_of(own)
+        settled = jnp.ones(terms.shape, bool)
         for c, (grp, p) in enumerate(groups):
             gc, hc, u = g[grp][p.name], hvp[grp][p.name][c], jax.nn.sigmoid(own[grp][p.name])
             if p.bounded:  # pushed outward at a bound: the bound holds it
                 gc = jnp.where(((u <= BOUND_U) & (gc > 0)) | ((u >= 1 - BOUND_U) & (gc < 0)), 0.0, gc)
             settled &= (gc == 0) | ((hc > 0) & (gc * gc <= STATIONARITY_TOL**2 * jnp.where(hc > 0, hc, 1.0)))
-        return own, terms_of(own), settled, res.status
+        return own, terms, settled, res.status
 
     return jax.lax.map(one, starts)
 
