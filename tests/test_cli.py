@@ -150,21 +150,26 @@ def test_compare_on_mock_and_rerun_from_config(tmp_path, capsys, monkeypatch):
 
 
 def test_fit_with_fixed_parameters(tmp_path, capsys, monkeypatch):
+    """Fixed parameters, and the shared one from the Laplace marginal (each galaxy's amplitude integrated out)."""
     monkeypatch.delenv("JAXCOH_SPARC_DIR", raising=False)
     out = tmp_path / "f"
     assert main(["fit", *MOCK, "--model", "per_galaxy_amplitude", "--fix", "p=0.757,n_coh=0.5", "--nuisance", "none",
-                 "--cuts", "none",
+                 "--cuts", "none", "--marginal", "laplace",
                  "--solver", "block_lm", "--n-starts", "1", "--out", str(out)]) == 0
     result = json.loads((out / "fit.json").read_text())
     assert set(result["params"]) == {"ell0"} and result["fixed"] == {"p": 0.757, "n_coh": 0.5}
     assert result["n_params"] == 1 + 12 and result["status"] == "CONVERGED"
-    assert "ell0" in capsys.readouterr().out
+    assert result["marginal"] == "laplace" and result["laplace"]["converged"]
+    assert result["laplace"]["shift_in_stderr"]["ell0"] != 0
+    printed = capsys.readouterr().out
+    assert "ell0" in printed and "from the Laplace marginal" in printed
 
 
 @pytest.mark.parametrize("flags,needle", [
     (["--fix", "ell=3"], "has no shared parameter 'ell'"),
     (["--fix", "ell0"], "is not NAME=VALUE"),
     (["--loss", "cauchy"], "'loss' must be one of"),
+    (["--marginal", "full"], "'marginal' must be one of"),
 ])
 def test_fit_rejects_bad_flags_before_compute(tmp_path, capsys, flags, needle):
     out = tmp_path / "never"

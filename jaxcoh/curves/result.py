@@ -10,6 +10,7 @@ import numpy as np
 from ..fitresult import FitResult
 from .convergence import Convergence
 from .galaxy_starts import GalaxyStarts
+from .laplace import Laplace
 from .likelihood import Evaluation, Likelihood
 
 
@@ -36,6 +37,7 @@ class CurveFit(FitResult):
     evaluation: Evaluation | None = None  # the model on every point at the fit (numpy arrays)
     convergence: Convergence | None = None  # the stationarity test behind `status`
     galaxy_starts: GalaxyStarts | None = None  # what several starts per galaxy found
+    laplace: Laplace | None = None  # the Laplace marginal's Newton steps (None: the joint MAP)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -47,7 +49,8 @@ class CurveFit(FitResult):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "convergence": self.convergence.to_dict() if self.convergence else None,
-                "galaxy_starts": self.galaxy_starts.to_dict() if self.galaxy_starts else None}
+                "galaxy_starts": self.galaxy_starts.to_dict() if self.galaxy_starts else None,
+                "laplace": self.laplace.to_dict() if self.laplace else None}
 
     def statistics(self) -> dict:
         """chi^2, dof, chi^2/nu, AIC, BIC (k counts every fitted parameter that touches the data, nuisance

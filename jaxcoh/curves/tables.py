@@ -85,6 +85,11 @@ def format_fit(result: dict) -> str:
              f"{result['status']} after {result['n_iter']} iterations ({result['wall_s']:.1f} s)",
              f"chi2 = {result['chi2']:.2f}, dof = {result['dof']}, chi2/nu = {result['chi2_nu']:.3f}, "
              f"BIC = {result['bic']:.1f}, RAR scatter = {result['rar_scatter_dex']:.3f} dex"]
+    lap = result.get("laplace")
+    if lap:
+        lines.append(f"shared parameters from the Laplace marginal ({lap['iterations']} Newton steps from the joint "
+                     "MAP, moved " + ", ".join(f"{k} {v:+.2f}" for k, v in lap["shift_in_stderr"].items())
+                     + " standard errors)")
     for k, v in result["params"].items():
         e = result["stderr"].get(k, math.nan)
         lines.append(f"  {k:<14}{v:>14.6g}  +- {e:.3g}" if e == e else f"  {k:<14}{v:>14.6g}  (not determined)")

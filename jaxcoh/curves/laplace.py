@@ -1,0 +1,153 @@
+"""Shared parameters from their marginal posterior: every galaxy's own and nuisance parameters integrated out by
+Laplace's approximation, the way the field marginalises Upsilon, D and i (Li et al. 2018, 2020), at the cost of a
+few Newton steps after the joint fit.
+
+Why: the joint MAP over shared *and* per-galaxy parameters is biased for the shared ones by an amount that does not
+shrink with the number of galaxies (each galaxy's few points leave its nuisance posterior broad and skewed: the
+Neyman-Scott problem), while their standard errors shrink as 1/sqrt(N). Measured on RAR mocks with known truth and the
+nuisance drawn from the fit's priors (``scripts/scale_fit.py``): g_dagger 1.7% high, +4.3 standard errors at 10^4
+galaxies and +12.4 at 10^5; without nuisance the same mock and fit gave -0.5.
+
+The marginal negative log posterior of the shared parameters ``t`` is, with ``h`` the fit's objective and ``q_g``
+galaxy ``g``'s own parameters in their prior coordinates (where the objective is the density's negative log, see
+:mod:`~jaxcoh.curves.posterior`), ``q*(t)`` their conditional modes and ``H_g`` the Hessian of ``h`` in ``q_g``
+there::
+
+    P(t) = -ln int exp(-h(t, q)) dq  ~  h(t, q*(t)) + 1/2 sum_g ln det H_g(t) + const.
+
+It is computed in the fit's unconstrained coordinates ``z``: at a conditional mode the gradient vanishes, so the term
+of the Hessian with the bijection's second derivative drops and ``ln det H_g^q = ln det H_g^z - 2 sum_k ln|dq_k/dz_k|``.
+``H_g`` is the exact Hessian (one Hessian-vector product per parameter kind, every galaxy at once): with the Gauss-Newton
+one the correction of the 10^4-galaxy mock overshot to -3.8 standard errors; with the exact one it gave +0.26.
+
+``P`` is minimised by Newton steps on the profile, from the joint MAP:
+
+1. ``dP/dt = dh/dt + dD/dt + (dq*/dt)^T dD/dq`` (``D`` the log-determinant term), with ``dq*/dt = -H_qq^-1 H_qt``
+   (implicit function theorem: ``dh/dq = 0`` at the conditional modes);
+2. ``t <- t - S^-1 dP/dt``, ``S = H_tt - H_tq H_qq^-1 H_qt`` the Schur complement (the curvature of ``h``'s profile;
+   ``D``'s own curvature, a fraction of about one over the points per galaxy of it, is left out, so the steps
+   converge linearly at about that rate);
+3. every galaxy's parameters moved by ``dq*/dt`` times the step, then solved again with ``t`` fixed (the separable
+   block Levenberg-Marquardt of :mod:`~jaxcoh.curves.galaxy_starts`),
+
+until a step is below :data:`~jaxcoh.curves.convergence.STATIONARITY_TOL` standard errors of every shared parameter.
+A galaxy whose block is not positive definite (a parameter held at a bound) has no Laplace term; it is counted and
+left out of ``D``. The standard errors stay those of ``S`` (the profile's curvature without ``D``'s).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ..solvers import SolverOptions
+from ..solvers.arrowhead import kind_jvps, schur_complement, small_cho_solve, small_cholesky, spd_solve
+from .convergence import STATIONARITY_TOL, pack_z, unpack_z
+from .galaxy_starts import solve_each_galaxy
+from .likelihood import CurveData, Likelihood, per_galaxy_groups
+from .models import CurveModel
+from .objective import objective
+
+log = logging.getLogger("jaxcoh")
+
+MARGINALS = ("joint", "laplace")
+MAX_NEWTON = 20
+
+
+class Laplace(NamedTuple):
+    """How the Laplace profile's Newton steps went (host values)."""
+
+    iterations: int
+    step_in_stderr: float  # the last step, max over the shared parameters in their standard errors
+    converged: bool
+    marginal_objective: float  # h + the log-determinant term at the solution (up to a constant)
+    shift_in_stderr: dict[str, float]  # Laplace solution minus the joint MAP, per shared parameter, in standard errors
+    galaxies_without_term: int  # galaxies whose Hessian block was not positive definite at the solution
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+def _log_det_term(model: CurveModel, opts: Likelihood, s: Array, L: Array, data: CurveData) -> tuple[Array, Array]:
+    """``(D, ok [g])``: ``D = 1/2 sum_g ln det H_g^q`` over the galaxies whose block ``H_g`` (exact Hessian of the
+    objective in their own unconstrained coordinates, ``L [g, kl]``) is positive definite (``ok``)."""
+    grad_l = jax.grad(lambda LL: objective(unpack_z(model, opts, s, LL), model, data, opts))
+    kl = L.shape[1]
+    H = jax.vmap(lambda t: jax.jvp(grad_l, (L,), (jnp.broadcast_to(t, L.shape),))[1], out_axes=-1)(
+        jnp.eye(kl, dtype=L.dtype))  # [g, kl, kl]
+    active = data.cat.galaxy_mask
+    eye = jnp.eye(kl, dtype=L.dtype)
+    H = jnp.where(active[:, None, None], 0.5 * (H + jnp.swapaxes(H, 1, 2)), eye)
+    diag = jnp.diagonal(small_cholesky(H), axis1=1, axis2=2)  # NaN where not positive definite
+    ok = active & jnp.all(jnp.isfinite(diag) & (diag > 0), axis=1)
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.where(ok[:, None], diag, 1.0)), axis=1)  # double where: log of NaN
+    log_jac = sum((p.log_abs_det_jacobian(L[:, c]) for c, (_, p) in enumerate(per_galaxy_groups(model, opts))),
+                  jnp.zeros_like(log_det))
+    return jnp.sum(jnp.where(ok, 0.5 * log_det - log_jac, 0.0)), ok
+
+
+@functools.partial(jax.jit, static_argnames=("model", "opts"))
+def profile_newton_step(model: CurveModel, opts: Likelihood, z: dict, data: CurveData):
+    """One Newton step on the Laplace profile at ``z`` (per-galaxy parameters at their conditional modes). Returns
+    ``(z after the step, the step in standard errors [ks], P at z, ok [g])``."""
+    s, L = pack_z(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
+    f = lambda ss, LL: objective(unpack_z(model, opts, ss, LL), model, data, opts)  # noqa: E731
+    (h, (g_s, _)), d_s, d_l = kind_jvps(jax.value_and_grad(f, argnums=(0, 1)), s, L)
+    H_ss, H_ls, H_ll = d_s[1][0], d_s[1][1], d_l[1][1]  # [ks, ks], [g, kl, ks], [g, kl, kl]
+    (D, ok), (dD_s, dD_l) = jax.value_and_grad(
+        lambda ss, LL: _log_det_term(model, opts, ss, LL, data), argnums=(0, 1), has_aux=True)(s, L)
+    kl = L.shape[1]
+    H_ll = jnp.where(ok[:, None, None], 0.5 * (H_ll + jnp.swapaxes(H_ll, 1, 2)), jnp.eye(kl, dtype=L.dtype))
+    H_ls = jnp.where(ok[:, None, None], H_ls, 0.0)
+    W = small_cho_solve(small_cholesky(H_ll), H_ls)  # H_qq^-1 H_qt [g, kl, ks]; dq*/dt = -W
+    grad = g_s + dD_s - jnp.einsum("gli,gl->i", W, jnp.where(ok[:, None], dD_l, 0.0))
+    S = schur_complement(H_ss, H_ls, W)
+    step_s = -spd_solve(S, grad[:, None])[:, 0]
+    stderr = jnp.sqrt(jnp.diagonal(spd_solve(S, jnp.eye(S.shape[0], dtype=S.dtype))))
+    step_l = -jnp.einsum("gli,i->gl", W, step_s)
+    return unpack_z(model, opts, s + step_s, L + step_l), step_s / stderr, h + D, ok
+
+
+def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions, z: dict, data: CurveData
+                    ) -> tuple[dict, Laplace]:
+    """The shared parameters at the minimum of the Laplace profile, from the joint MAP ``z``, and every galaxy's own
+    parameters at their conditional modes there (see the module's notes)."""
+    if not len(model.shared) or not per_galaxy_groups(model, opts):
+        raise ValueError(f"{model.name}: the Laplace marginal needs shared and per-galaxy parameters (this fit has "
+                         f"{len(model.shared)} shared and {len(per_galaxy_groups(model, opts))} per-galaxy kinds)")
+    total = np.zeros(len(model.shared))
+    step = np.full(len(model.shared), np.inf)
+    it = 0
+    for it in range(1, MAX_NEWTON + 1):
+        moved, step_se, value, ok = profile_newton_step(model, opts, z, data)
+        step = np.asarray(step_se, float)
+        if not np.all(np.isfinite(step)):
+            log.warning(f"{model.name}: the Laplace profile's Newton step was not finite at iteration {it}; kept "
+                        "the last finite point")
+            break
+        own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
+        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data)[0]
+        z = {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
+        total += step
+        log.debug(f"{model.name}: Laplace step {it}: {np.abs(step).max():.3g} standard errors")
+        if np.max(np.abs(step)) <= STATIONARITY_TOL:
+            break
+    # The marginal objective and the galaxies without a term at the solution (one more evaluation of the step's
+    # program; its step, below the tolerance where converged, is not taken).
+    _, last, value, ok = profile_newton_step(model, opts, z, data)
+    last = np.asarray(last, float)
+    n_bad = int(np.sum(np.asarray(data.cat.galaxy_mask) & ~np.asarray(ok)))
+    if n_bad:
+        log.warning(f"{model.name}: {n_bad} galaxies have no positive-definite Hessian block (a parameter at a "
+                    "bound): left out of the Laplace term")
+    converged = bool(np.all(np.isfinite(last)) and np.max(np.abs(last)) <= STATIONARITY_TOL)
+    return z, Laplace(iterations=it, step_in_stderr=float(np.max(np.abs(last))), converged=converged,
+                      marginal_objective=float(value),
+                      shift_in_stderr={k: float(total[i]) for i, k in enumerate(model.shared.names)},
+                      galaxies_without_term=n_bad)
