@@ -14,7 +14,8 @@ Scale settings: the block Levenberg-Marquardt alone (its cost per iteration is l
 stage of the default chain needs hundreds of line-searched iterations), ``--n-starts`` starts of the shared parameters
 (default 1: the RAR has one, g_dagger, and at 10^4 galaxies its four default starts reached the same optimum while
 costing four times one, as vmapped lanes), 4 starts per galaxy of 20 iterations each, then up to 200 iterations of
-polish.
+polish; with ``--marginal laplace`` the shared parameters then move to the Laplace marginal's optimum
+(:mod:`jaxcoh.curves.laplace`).
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ import json, resource, sys, time
 import jaxcoh
 from jaxcoh import curves
 from jaxcoh.solvers import SolverOptions
-n, model, dtype, n_starts = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+n, model, dtype, n_starts, marginal = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 jaxcoh.set_precision(dtype)
 t0 = time.perf_counter()
 cat, truth = jaxcoh.mock_catalog(n, seed=1, kernel=model, return_truth=True)
 t_mock = time.perf_counter() - t0
 settings = curves.CurveSettings(solver="block_lm+block_lm", n_starts=n_starts, galaxy_starts=4, errors=True,
-                                solver_options=(SolverOptions(max_iter=20), SolverOptions(max_iter=200)))
+                                solver_options=(SolverOptions(max_iter=20), SolverOptions(max_iter=200)),
+                                marginal=marginal)
 t0 = time.perf_counter()
 fit = curves.fit(model, cat, settings)
 wall = time.perf_counter() - t0
 out = {"N": cat.n_galaxies, "n_points": cat.n_points, "model": model, "dtype": dtype, "n_starts": n_starts,
+       "marginal": marginal, "laplace": fit.laplace.to_dict() if fit.laplace else None,
        "mock_s": t_mock,
        "fit_wall_s": wall, "s_per_galaxy": wall / cat.n_galaxies, "n_iter": fit.n_iter, "status": fit.status,
        "objective": fit.objective, "chi2_nu": fit.metrics.get("chi2_nu"),
@@ -63,12 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="rar", help="the curve model that makes the mock and is fitted")
     ap.add_argument("--dtype", default="float64", choices=("float32", "float64"))
     ap.add_argument("--n-starts", type=int, default=1, help="starts of the shared parameters (vmapped lanes)")
+    ap.add_argument("--marginal", default="joint", choices=("joint", "laplace"),
+                    help="the shared parameters from the joint MAP or the Laplace marginal (jaxcoh.curves.laplace)")
     ap.add_argument("--out", default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
     rows = []
     for n in (int(x) for x in args.galaxies.split(",")):
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", CHILD, str(n), args.model, args.dtype, str(args.n_starts)],
+        p = subprocess.run([sys.executable, "-c", CHILD, str(n), args.model, args.dtype, str(args.n_starts),
+                            args.marginal],
                            capture_output=True,
                            text=True, env={**os.environ, "JAXCOH_COMPILATION_CACHE": "0"}, check=False)
         if p.returncode != 0:
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(p.stdout.strip().splitlines()[-1])
         row["process_s"] = time.perf_counter() - t0
         rows.append(row)
-        pull = f", g_dagger {row['g_dagger']:.4e} (pull {row['g_dagger_pull']:+.2f})" if "g_dagger_pull" in row else ""
+        pull = "".join(f", {k} {row[k]:.4e} (pull {row[k + '_pull']:+.2f})" for k in ("g_dagger", "sigma_int")
+                       if k + "_pull" in row)
         print(f"N={row['N']:>7} points={row['n_points']:>8} fit {row['fit_wall_s']:8.1f} s "
               f"({1e3 * row['s_per_galaxy']:.2f} ms/galaxy) iterations {row['n_iter']} {row['status']} "
               f"peak RSS {row['peak_rss_gib']:.2f} GiB{pull}", flush=True)
