@@ -34,11 +34,14 @@ import jaxcoh
 from jaxcoh import curves
 from jaxcoh.solvers import SolverOptions
 n, model, dtype, n_starts, marginal = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+scatter = float(sys.argv[6])
 jaxcoh.set_precision(dtype)
 t0 = time.perf_counter()
-cat, truth = jaxcoh.mock_catalog(n, seed=1, kernel=model, return_truth=True)
+cat, truth = jaxcoh.mock_catalog(n, seed=1, kernel=model, return_truth=True, scatter_dex=scatter)
+truths = {**truth.params, "sigma_int": scatter}
 t_mock = time.perf_counter() - t0
-settings = curves.CurveSettings(solver="block_lm+block_lm", n_starts=n_starts, galaxy_starts=4, errors=True,
+settings = curves.CurveSettings(likelihood=curves.Likelihood(intrinsic_scatter=scatter > 0),
+                                solver="block_lm+block_lm", n_starts=n_starts, galaxy_starts=4, errors=True,
                                 solver_options=(SolverOptions(max_iter=20), SolverOptions(max_iter=200)),
                                 marginal=marginal)
 t0 = time.perf_counter()
@@ -51,7 +54,7 @@ out = {"N": cat.n_galaxies, "n_points": cat.n_points, "model": model, "dtype": d
        "objective": fit.objective, "chi2_nu": fit.metrics.get("chi2_nu"),
        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 for k, v in fit.params.items():
-    t = truth.params.get(k)
+    t = truths.get(k)
     out[k] = v
     if t is not None and fit.stderr.get(k):
         out[f"{k}_truth"] = t
@@ -68,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-starts", type=int, default=1, help="starts of the shared parameters (vmapped lanes)")
     ap.add_argument("--marginal", default="joint", choices=("joint", "laplace"),
                     help="the shared parameters from the joint MAP or the Laplace marginal (jaxcoh.curves.laplace)")
+    ap.add_argument("--scatter", type=float, default=0.0,
+                    help="intrinsic scatter of the mock [dex], log-normal in V^2; > 0 also fits sigma_int")
     ap.add_argument("--out", default=None, help="JSON file for the results")
     args = ap.parse_args(argv)
     rows = []
     for n in (int(x) for x in args.galaxies.split(",")):
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-c", CHILD, str(n), args.model, args.dtype, str(args.n_starts),
-                            args.marginal],
+                            args.marginal, str(args.scatter)],
                            capture_output=True,
                            text=True, env={**os.environ, "JAXCOH_COMPILATION_CACHE": "0"}, check=False)
         if p.returncode != 0:

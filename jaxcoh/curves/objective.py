@@ -29,7 +29,7 @@ def objective(z: dict, model: CurveModel, data: CurveData, opts: Likelihood) -> 
     return jnp.sum(evaluate(model, z, data, opts).objective_terms)
 
 
-def _galaxy_blocks(z: dict, data: CurveData, block: int):
+def galaxy_blocks(z: dict, data: CurveData, block: int):
     """``(per-galaxy parts of z, catalog, prepared data)`` split into ``[g // block, block, ...]`` blocks."""
     g = data.cat.n_galaxies
     if g % block:
@@ -45,7 +45,7 @@ def _block_objective(shared: dict, local: dict, cat: Catalog, fixed: Rescaled | 
 
 def _blocked_sum(z: dict, model: CurveModel, data: CurveData, opts: Likelihood, block: int) -> Array:
     return jnp.sum(jax.lax.map(lambda b: _block_objective(z["shared"], *b, data.refs, model, opts),
-                               _galaxy_blocks(z, data, block)))
+                               galaxy_blocks(z, data, block)))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 3, 4))
@@ -72,7 +72,7 @@ def _blocked_objective_jvp(model, opts, block, primals, tangents):
     def one(b):
         return jax.value_and_grad(_block_objective, argnums=(0, 1))(z["shared"], *b, data.refs, model, opts)
 
-    values, (g_shared, g_local) = jax.lax.map(one, _galaxy_blocks(z, data, block))
+    values, (g_shared, g_local) = jax.lax.map(one, galaxy_blocks(z, data, block))
     grad = {"shared": jax.tree_util.tree_map(lambda a: jnp.sum(a, axis=0), g_shared),
             **jax.tree_util.tree_map(lambda a: a.reshape(-1, *a.shape[2:]), g_local)}
     pairs = [(g, t) for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(
