@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("objective", ("fmissing.objective", "curves.likelihood", "curves.objective")),
     ("solvers", ("solvers.*", "uncertainty", "fitresult")),
     ("fit", ("fmissing.fitting", "fmissing.crossval", "fmissing.reproduce", "curves.fitting", "curves.galaxy_starts",
-             "curves.errors", "curves.result", "curves.tables", "curves.convergence")),
+             "curves.errors", "curves.result", "curves.tables", "curves.convergence", "curves.laplace")),
     ("sweeps and sampling", ("fmissing.sweeps", "curves.comparison", "curves.halo_catalog", "curves.posterior",
                              "curves.calibration", "curves.sampling", "sampling.*")),
     ("command line, plots, benchmarks", ("cli.*", "plots.*", "bench.*")),

@@ -4,7 +4,8 @@ Modules, in the order data flows: :mod:`~jaxcoh.curves.inputs` (what a model see
 (Upsilon, D, i and their priors), :mod:`~jaxcoh.curves.models` (models and their registry) with the built-in
 :mod:`~jaxcoh.curves.baselines` and :mod:`~jaxcoh.curves.unified`, :mod:`~jaxcoh.curves.likelihood` (the likelihood
 and priors point by point, :func:`evaluate`), :mod:`~jaxcoh.curves.objective` (the scalar objective, blocked for large
-catalogs, :func:`diagnose`), :mod:`~jaxcoh.curves.fitting` (:func:`fit` -> :class:`CurveFit`),
+catalogs, :func:`diagnose`), :mod:`~jaxcoh.curves.fitting` (:func:`fit` -> :class:`CurveFit`; with
+:mod:`~jaxcoh.curves.laplace`, the shared parameters of the marginal posterior),
 :mod:`~jaxcoh.curves.errors`, :mod:`~jaxcoh.curves.tables` and :mod:`~jaxcoh.curves.comparison` (:func:`compare`). The F_missing
 workflow, :mod:`jaxcoh.fmissing`, has the same shape.
 """
