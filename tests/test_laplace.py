@@ -76,3 +76,24 @@ def test_laplace_marginal_matches_an_independent_profile(rar_mock):
     assert abs(np.log(g) - t_laplace) < 0.005 * sigma_t  # measured: 1e-4
     shift = fit.laplace.shift_in_stderr["g_dagger"]
     assert shift == pytest.approx((t_laplace - t_plain) / sigma_t, rel=0.05, abs=0.01)
+
+
+def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
+    """The step's third derivatives run ``BLOCK`` galaxies at a time, the catalog padded to a multiple of it: blocks
+    of 4 (10 galaxies padded to 12) give the step of one block of 10."""
+    from jaxcoh.curves.laplace import _padded, profile_newton_step
+
+    model, opts = curves.get_model("rar"), Likelihood()
+    data = prepare(curve_data(rar_mock), opts)
+    z = curves.starts(model, data, opts, 1, 0)
+    z = jax.tree_util.tree_map(lambda a: a[0], z)
+    whole = profile_newton_step(model, opts, z, data, 10)
+    zp, dp = _padded(model, opts, z, data, 4)
+    assert dp.cat.n_galaxies == 12
+    blocked = profile_newton_step(model, opts, zp, dp, 4)
+    np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-10)  # the step in standard errors
+    np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12)  # the profile's value
+    np.testing.assert_array_equal(np.asarray(blocked[3])[:10], np.asarray(whole[3]))
+    for group in ("nuisance",):
+        for k, v in whole[0][group].items():
+            np.testing.assert_allclose(blocked[0][group][k][:10], v, rtol=1e-10, atol=1e-12)
