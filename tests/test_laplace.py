@@ -95,6 +95,10 @@ def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
     np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-10)  # the step in standard errors
     np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12)  # the profile's value
     np.testing.assert_array_equal(np.asarray(blocked[3])[:10], np.asarray(whole[3]))
-    for group in ("nuisance",):
-        for k, v in whole[0][group].items():
-            np.testing.assert_allclose(blocked[0][group][k][:10], v, rtol=1e-10, atol=1e-12)
+    for k, v in whole[0]["nuisance"].items():
+        np.testing.assert_allclose(blocked[0]["nuisance"][k][:10], v, rtol=1e-10, atol=1e-12)
+    # A shared parameter at a bound (g_dagger's bijection saturated) is held there: no step, the rest finite.
+    at_bound = {**z, "shared": {"g_dagger": jnp.asarray(40.0, z["shared"]["g_dagger"].dtype)}}
+    moved, step, _, _ = profile_newton_step(model, opts, at_bound, data, 10)
+    assert float(step[0]) == 0.0 and float(moved["shared"]["g_dagger"]) == 40.0
+    assert all(np.isfinite(np.asarray(v)).all() for v in moved["nuisance"].values())

@@ -32,6 +32,7 @@ Gauss-Newton one the correction of the 10^4-galaxy mock overshot to -3.8 standar
    block Levenberg-Marquardt of :mod:`~jaxcoh.curves.galaxy_starts`),
 
 until a step is below :data:`~jaxcoh.curves.convergence.STATIONARITY_TOL` standard errors of every shared parameter.
+A shared parameter at a bound of its range stays there (the steps of the others are conditional on it).
 A galaxy whose block is not positive definite (a parameter held at a bound) has no Laplace term; it is counted and
 left out of ``D``. The standard errors stay those of ``S`` (the profile's curvature without ``D``'s).
 """
@@ -49,7 +50,7 @@ from jax import Array
 
 from ..solvers import SolverOptions
 from ..solvers.arrowhead import kind_jvps, schur_complement, small_cho_solve, small_cholesky, spd_solve
-from .convergence import STATIONARITY_TOL, pack_z, unpack_z
+from .convergence import BOUND_U, STATIONARITY_TOL, pack_z, unpack_z
 from .galaxy_starts import solve_each_galaxy
 from .likelihood import CurveData, Likelihood, per_galaxy_groups, prepare
 from .models import CurveModel
@@ -128,8 +129,16 @@ def profile_newton_step(model: CurveModel, opts: Likelihood, z: dict, data: Curv
     value, grad, S, W, ok = jax.lax.map(one, (Ls, cats, fixed))
     value, grad, S = jnp.sum(value), jnp.sum(grad, axis=0), jnp.sum(S, axis=0)
     W, ok = W.reshape(-1, *W.shape[2:]), ok.reshape(-1)
+    # A shared parameter at a bound (its bijection saturated: no curvature, no gradient) is held there, as the error
+    # analysis holds it; the step and standard errors are those of the others, conditional on it.
+    u = jax.nn.sigmoid(s)
+    bounded = jnp.asarray([p.bounded for p in model.shared], bool)
+    free = ~(bounded & ((u <= BOUND_U) | (u >= 1 - BOUND_U)))
+    eye = jnp.eye(S.shape[0], dtype=S.dtype)
+    S = jnp.where(free[:, None] & free[None, :], S, eye)
+    grad = jnp.where(free, grad, 0.0)
     step_s = -spd_solve(S, grad[:, None])[:, 0]
-    stderr = jnp.sqrt(jnp.diagonal(spd_solve(S, jnp.eye(S.shape[0], dtype=S.dtype))))
+    stderr = jnp.sqrt(jnp.diagonal(spd_solve(S, eye)))
     step_l = -jnp.einsum("gli,i->gl", W, step_s)
     return unpack_z(model, opts, s + step_s, L + step_l), step_s / stderr, value, ok
 
