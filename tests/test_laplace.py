@@ -82,16 +82,16 @@ def test_laplace_marginal_matches_an_independent_profile(rar_mock):
 def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
     """The step's third derivatives run ``BLOCK`` galaxies at a time, the catalog padded to a multiple of it: blocks
     of 4 (10 galaxies padded to 12) give the step of one block of 10."""
-    from jaxcoh.curves.laplace import _padded, profile_newton_step
+    from jaxcoh.curves.laplace import _padded, newton_step
 
     model, opts = curves.get_model("rar"), Likelihood()
     data = prepare(curve_data(rar_mock), opts)
     z = curves.starts(model, data, opts, 1, 0)
     z = jax.tree_util.tree_map(lambda a: a[0], z)
-    whole = profile_newton_step(model, opts, z, data, 10)
+    whole = newton_step(model, opts, z, data, 10)
     zp, dp = _padded(model, opts, z, data, 4)
     assert dp.cat.n_galaxies == 12
-    blocked = profile_newton_step(model, opts, zp, dp, 4)
+    blocked = newton_step(model, opts, zp, dp, 4)
     np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-10)  # the step in standard errors
     np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12)  # the profile's value
     np.testing.assert_array_equal(np.asarray(blocked[3])[:10], np.asarray(whole[3]))
@@ -99,6 +99,23 @@ def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
         np.testing.assert_allclose(blocked[0]["nuisance"][k][:10], v, rtol=1e-10, atol=1e-12)
     # A shared parameter at a bound (g_dagger's bijection saturated) is held there: no step, the rest finite.
     at_bound = {**z, "shared": {"g_dagger": jnp.asarray(40.0, z["shared"]["g_dagger"].dtype)}}
-    moved, step, _, _ = profile_newton_step(model, opts, at_bound, data, 10)
+    moved, step, _, _, _ = newton_step(model, opts, at_bound, data, 10)
     assert float(step[0]) == 0.0 and float(moved["shared"]["g_dagger"]) == 40.0
     assert all(np.isfinite(np.asarray(v)).all() for v in moved["nuisance"].values())
+
+
+def test_newton_direction_leaves_undetermined_and_bound_parameters_alone():
+    """The shared step is ``-S^+ grad``: a flat direction of ``S`` (what the data do not determine) is not moved, a
+    parameter at a bound is held and the others' step is conditional on it; non-finite input gives NaN."""
+    from jaxcoh.curves.laplace import newton_direction
+
+    S = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])  # flat along (0, 1, -1)
+    grad = np.array([2.0, 1.0, 1.0])
+    step, stderr, degenerate = newton_direction(grad, S, np.array([True, True, True]))
+    np.testing.assert_allclose(step, [-1.0, -0.5, -0.5])
+    assert degenerate and np.all(np.isfinite(stderr))
+    step, stderr, degenerate = newton_direction(grad, S, np.array([True, True, False]))
+    np.testing.assert_allclose(step, [-1.0, -1.0, 0.0])
+    np.testing.assert_allclose(stderr, [np.sqrt(0.5), 1.0, 1.0])
+    assert not degenerate
+    assert np.isnan(newton_direction(np.array([np.nan, 0.0, 0.0]), S, np.ones(3, bool))[0]).all()

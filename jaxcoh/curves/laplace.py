@@ -32,7 +32,8 @@ Gauss-Newton one the correction of the 10^4-galaxy mock overshot to -3.8 standar
    block Levenberg-Marquardt of :mod:`~jaxcoh.curves.galaxy_starts`),
 
 until a step is below :data:`~jaxcoh.curves.convergence.STATIONARITY_TOL` standard errors of every shared parameter.
-A shared parameter at a bound of its range stays there (the steps of the others are conditional on it).
+A shared parameter at a bound of its range stays there (the steps of the others are conditional on it), and so do
+the combinations of shared parameters that the data do not determine (:func:`newton_direction`).
 A galaxy whose block is not positive definite (a parameter held at a bound) has no Laplace term; it is counted and
 left out of ``D``. The standard errors stay those of ``S`` (the profile's curvature without ``D``'s).
 """
@@ -49,7 +50,8 @@ import numpy as np
 from jax import Array
 
 from ..solvers import SolverOptions
-from ..solvers.arrowhead import kind_jvps, schur_complement, small_cho_solve, small_cholesky, spd_solve
+from ..solvers.arrowhead import kind_jvps, schur_complement, small_cho_solve, small_cholesky
+from ..uncertainty import DEGENERACY_RTOL
 from .convergence import BOUND_U, STATIONARITY_TOL, pack_z, unpack_z
 from .galaxy_starts import solve_each_galaxy
 from .likelihood import CurveData, Likelihood, per_galaxy_groups, prepare
@@ -74,6 +76,7 @@ class Laplace(NamedTuple):
     marginal_objective: float  # h + the log-determinant term at the solution (up to a constant)
     shift_in_stderr: dict[str, float]  # Laplace solution minus the joint MAP, per shared parameter, in standard errors
     galaxies_without_term: int  # galaxies whose Hessian block was not positive definite at the solution
+    degenerate: bool = False  # combinations of shared parameters the data do not determine were left where they were
 
     def to_dict(self) -> dict:
         return self._asdict()
@@ -114,33 +117,65 @@ def _block_pieces(model: CurveModel, opts: Likelihood, s: Array, L: Array, data:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "opts", "block"))
-def profile_newton_step(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int):
-    """One Newton step on the Laplace profile at ``z`` (per-galaxy parameters at their conditional modes), computed
-    ``block`` galaxies at a time (``lax.map``: the third derivatives' memory is one block's; ``n_galaxies`` a
-    multiple of ``block``). Returns ``(z after the step, the step in standard errors [ks], P at z, ok [g])``."""
+def profile_pieces(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int):
+    """What a Newton step on the Laplace profile at ``z`` needs (per-galaxy parameters at their conditional modes),
+    computed ``block`` galaxies at a time (``lax.map``: the third derivatives' memory is one block's;
+    ``n_galaxies`` a multiple of ``block``): ``(P at z, dP/dt [ks], S [ks, ks], W [g, kl, ks], ok [g], free [ks])``,
+    ``free`` False for a shared parameter at a bound of its range."""
     s, L = pack_z(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
     _, cats, fixed = galaxy_blocks(z, data, block)
-    Ls = L.reshape(-1, block, L.shape[1])
 
     def one(b):
         L_b, cat_b, fixed_b = b
         return _block_pieces(model, opts, s, L_b, CurveData(cat_b, data.refs, fixed_b))
 
-    value, grad, S, W, ok = jax.lax.map(one, (Ls, cats, fixed))
-    value, grad, S = jnp.sum(value), jnp.sum(grad, axis=0), jnp.sum(S, axis=0)
-    W, ok = W.reshape(-1, *W.shape[2:]), ok.reshape(-1)
-    # A shared parameter at a bound (its bijection saturated: no curvature, no gradient) is held there, as the error
-    # analysis holds it; the step and standard errors are those of the others, conditional on it.
+    value, grad, S, W, ok = jax.lax.map(one, (L.reshape(-1, block, L.shape[1]), cats, fixed))
     u = jax.nn.sigmoid(s)
     bounded = jnp.asarray([p.bounded for p in model.shared], bool)
     free = ~(bounded & ((u <= BOUND_U) | (u >= 1 - BOUND_U)))
-    eye = jnp.eye(S.shape[0], dtype=S.dtype)
-    S = jnp.where(free[:, None] & free[None, :], S, eye)
-    grad = jnp.where(free, grad, 0.0)
-    step_s = -spd_solve(S, grad[:, None])[:, 0]
-    stderr = jnp.sqrt(jnp.diagonal(spd_solve(S, eye)))
-    step_l = -jnp.einsum("gli,i->gl", W, step_s)
-    return unpack_z(model, opts, s + step_s, L + step_l), step_s / stderr, value, ok
+    return (jnp.sum(value), jnp.sum(grad, axis=0), jnp.sum(S, axis=0), W.reshape(-1, *W.shape[2:]), ok.reshape(-1),
+            free)
+
+
+def newton_direction(grad: np.ndarray, S: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(step, standard errors, degenerate)`` on the host: ``-S^+ grad`` over the free shared parameters, with the
+    pseudo-inverse of :func:`jaxcoh.uncertainty.hessian_errors` (``S`` scaled to unit diagonal, eigen-directions
+    below :data:`~jaxcoh.uncertainty.DEGENERACY_RTOL` of the largest left out: the data do not determine them, so the
+    Laplace term does not move them either). A parameter at a bound stays there (no step); the others' steps and
+    errors are conditional on it, as in the error analysis. Non-finite input gives a NaN step."""
+    k = grad.shape[0]
+    step, stderr = np.zeros(k), np.ones(k)
+    f = np.asarray(free, bool)
+    if not f.any():
+        return step, stderr, False
+    Sf = S[np.ix_(f, f)]
+    if not (np.all(np.isfinite(Sf)) and np.all(np.isfinite(grad[f]))):
+        return np.full(k, np.nan), stderr, False
+    diag = np.diag(Sf)
+    d = np.sqrt(np.where(diag > 0, diag, 1.0))
+    evals, evecs = np.linalg.eigh(Sf / np.outer(d, d))
+    flat = evals <= DEGENERACY_RTOL * max(evals[-1], 0.0)
+    cov = (evecs * np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, evals))) @ evecs.T / np.outer(d, d)
+    step[f] = -cov @ grad[f]
+    stderr[f] = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), 1.0))
+    return step, stderr, bool(flat.any())
+
+
+@functools.partial(jax.jit, static_argnames=("model", "opts"))
+def _moved(model: CurveModel, opts: Likelihood, z: dict, W: Array, step: Array) -> dict:
+    """``z`` with the shared parameters moved by ``step`` and every galaxy's by ``dq*/dt step = -W step``."""
+    s, L = pack_z(model, opts, z, W.shape[0], W.dtype)
+    return unpack_z(model, opts, s + step, L - jnp.einsum("gli,i->gl", W, step))
+
+
+def newton_step(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int):
+    """One Newton step on the Laplace profile: ``(z after it, the step in standard errors [ks], P at z, ok [g],
+    degenerate)``."""
+    value, grad, S, W, ok, free = profile_pieces(model, opts, z, data, block)
+    step, stderr, degenerate = newton_direction(np.asarray(grad, np.float64), np.asarray(S, np.float64),
+                                                np.asarray(free))
+    moved = _moved(model, opts, z, W, jnp.asarray(np.nan_to_num(step), W.dtype))
+    return moved, step / stderr, float(value), ok, degenerate
 
 
 def _padded(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int) -> tuple[dict, CurveData]:
@@ -166,10 +201,9 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
     block = g if g <= BLOCK else BLOCK
     z, data = _padded(model, opts, z, data, block)
     total = np.zeros(len(model.shared))
-    step = np.full(len(model.shared), np.inf)
     it = 0
     for it in range(1, MAX_NEWTON + 1):
-        moved, step_se, value, ok = profile_newton_step(model, opts, z, data, block)
+        moved, step_se, _, _, degenerate = newton_step(model, opts, z, data, block)
         step = np.asarray(step_se, float)
         if not np.all(np.isfinite(step)):
             log.warning(f"{model.name}: the Laplace profile's Newton step was not finite at iteration {it}; kept "
@@ -184,7 +218,7 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
             break
     # The marginal objective and the galaxies without a term at the solution (one more evaluation of the step's
     # program; its step, below the tolerance where converged, is not taken).
-    _, last, value, ok = profile_newton_step(model, opts, z, data, block)
+    _, last, value, ok, degenerate = newton_step(model, opts, z, data, block)
     last = np.asarray(last, float)
     n_bad = int(np.sum(np.asarray(data.cat.galaxy_mask) & ~np.asarray(ok)))
     if n_bad:
@@ -196,4 +230,4 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
     return z, Laplace(iterations=it, step_in_stderr=float(np.max(np.abs(last))), converged=converged,
                       marginal_objective=float(value),
                       shift_in_stderr={k: float(total[i]) for i, k in enumerate(model.shared.names)},
-                      galaxies_without_term=n_bad)
+                      galaxies_without_term=n_bad, degenerate=degenerate)
