@@ -160,7 +160,8 @@ def test_fit_with_fixed_parameters(tmp_path, capsys, monkeypatch):
     assert set(result["params"]) == {"ell0"} and result["fixed"] == {"p": 0.757, "n_coh": 0.5}
     assert result["n_params"] == 1 + 12 and result["status"] == "CONVERGED"
     assert result["marginal"] == "laplace" and result["laplace"]["converged"]
-    assert result["laplace"]["shift_in_stderr"]["ell0"] != 0
+    # one amplitude per galaxy, no nuisance: the first Newton step is already below 0.01 standard errors
+    assert result["laplace"]["iterations"] == 0 and result["laplace"]["step_in_stderr"] <= 0.01
     printed = capsys.readouterr().out
     assert "ell0" in printed and "from the Laplace marginal" in printed
 

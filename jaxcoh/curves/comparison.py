@@ -51,8 +51,9 @@ def model_summary(fit: CurveFit) -> dict:
         "n_starts": fit.n_starts,
         "convergence": fit.convergence.to_dict() if fit.convergence else None,
         "galaxy_starts": fit.galaxy_starts.to_dict(),
-        "laplace": fit.laplace.to_dict() if fit.laplace else None,  # the shared parameters from the Laplace marginal
     }
+    if fit.laplace is not None:  # the shared parameters from the Laplace marginal
+        out["laplace"] = fit.laplace.to_dict()
     if fit.errors is not None:
         out["at_bound"] = [n for n in fit.errors.at_bound if "[" not in n]
         out["derived"] = fit.errors.derived
