@@ -144,3 +144,28 @@ def test_secant_scale_speeds_the_steps_where_s_misses_curvature():
 
     assert steps_to_converge(True) <= 3 and steps_to_converge(False) > 15
     assert secant_scale(np.array([1.0, 0.0]), np.array([100.0, 0.0]), S) == SECANT_RANGE[1]
+
+
+def test_an_excluded_galaxy_cannot_poison_the_log_determinant_term(rar_mock):
+    """A galaxy whose Hessian block is not finite is left out of the log-determinant term before the arithmetic: with
+    NaN parameters for galaxy 0, excluded, the term and its gradient are finite and equal those of the catalog
+    without it. At the starts (not a mode) some blocks are not positive definite: they are left out too, and the
+    gradient stays finite (their Cholesky factor's NaN made it NaN)."""
+    from jaxcoh.curves.convergence import pack_z
+    from jaxcoh.curves.laplace import _log_det_term
+
+    model, opts = curves.get_model("rar"), Likelihood()
+    data = prepare(curve_data(rar_mock), opts)
+    z = jax.tree_util.tree_map(lambda a: a[0], curves.starts(model, data, opts, 1, 0))
+    s, L = pack_z(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
+    term = jax.jit(jax.value_and_grad(lambda ss, LL, inc: _log_det_term(model, opts, ss, LL, data, inc)[0],
+                                      argnums=(0, 1)))
+    include = data.cat.galaxy_mask.at[0].set(False)
+    (D, (d_s, d_l)) = term(s, L.at[0].set(jnp.nan), include)
+    (D_ref, (d_s_ref, d_l_ref)) = term(s, L, include)
+    assert np.isfinite(float(D)) and np.all(np.isfinite(d_s)) and np.all(np.isfinite(d_l))
+    np.testing.assert_allclose(float(D), float(D_ref), rtol=1e-12)
+    np.testing.assert_allclose(d_s, d_s_ref, rtol=1e-10)
+    assert np.all(np.asarray(d_l)[0] == 0)
+    _, ok = jax.jit(lambda ss, LL: _log_det_term(model, opts, ss, LL, data, include))(s, L)
+    assert 0 < int(np.sum(ok)) < 9  # some blocks left out for not being positive definite, not all

@@ -34,7 +34,7 @@ Gauss-Newton one the correction of the 10^4-galaxy mock overshot to -3.8 standar
    block Levenberg-Marquardt of :mod:`~jaxcoh.curves.galaxy_starts`),
 
 until the next step is below :data:`~jaxcoh.curves.convergence.STATIONARITY_TOL` standard errors of every shared
-parameter.
+parameter; a step that raises ``P`` is halved from where it started.
 A shared parameter at a bound of its range stays there (the steps of the others are conditional on it), and so do
 the combinations of shared parameters that the data do not determine (:func:`newton_direction`).
 A galaxy whose block is not positive definite (a parameter held at a bound) has no Laplace term; it is counted and
@@ -43,6 +43,7 @@ left out of ``D``. The standard errors stay those of ``S`` (the profile's curvat
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import NamedTuple
@@ -86,9 +87,16 @@ class Laplace(NamedTuple):
         return self._asdict()
 
 
-def _log_det_term(model: CurveModel, opts: Likelihood, s: Array, L: Array, data: CurveData) -> tuple[Array, Array]:
-    """``(D, ok [g])``: ``D = 1/2 sum_g ln det H_g^q`` over the galaxies whose block ``H_g`` (exact Hessian of the
-    objective in their own unconstrained coordinates, ``L [g, kl]``) is positive definite (``ok``)."""
+def _log_det_term(model: CurveModel, opts: Likelihood, s: Array, L: Array, data: CurveData, include: Array
+                  ) -> tuple[Array, Array]:
+    """``(D, ok [g])``: ``D = 1/2 sum_g ln det H_g^q`` over the galaxies ``include`` keeps whose block ``H_g`` (exact
+    Hessian of the objective in their own unconstrained coordinates, ``L [g, kl]``) is positive definite (``ok``).
+    The others are masked before the arithmetic (no points, benign parameter values): a galaxy whose block is not
+    finite (a parameter at a bound where a curvature overflows) would otherwise make the third derivatives NaN for
+    every parameter (zero cotangents times infinite partials). A block that is finite but not positive definite is
+    left out the same way (its Cholesky factor's NaN did that to per_galaxy_amplitude's Laplace step on SPARC)."""
+    L = jnp.where(include[:, None], L, 0.0)
+    data = data._replace(cat=dataclasses.replace(data.cat, mask=data.cat.mask & include[:, None]))
     grad_l = jax.grad(lambda LL: objective(unpack_z(model, opts, s, LL), model, data, opts))
     kl = L.shape[1]
     H = jax.vmap(lambda t: jax.jvp(grad_l, (L,), (jnp.broadcast_to(t, L.shape),))[1], out_axes=-1)(
@@ -96,9 +104,11 @@ def _log_det_term(model: CurveModel, opts: Likelihood, s: Array, L: Array, data:
     active = data.cat.galaxy_mask
     eye = jnp.eye(kl, dtype=L.dtype)
     H = jnp.where(active[:, None, None], 0.5 * (H + jnp.swapaxes(H, 1, 2)), eye)
-    diag = jnp.diagonal(small_cholesky(H), axis1=1, axis2=2)  # NaN where not positive definite
-    ok = active & jnp.all(jnp.isfinite(diag) & (diag > 0), axis=1)
-    log_det = 2.0 * jnp.sum(jnp.log(jnp.where(ok[:, None], diag, 1.0)), axis=1)  # double where: log of NaN
+    pivots = jnp.diagonal(small_cholesky(jax.lax.stop_gradient(H)), axis1=1, axis2=2)  # NaN: not positive definite
+    ok = active & jnp.all(jnp.isfinite(pivots) & (pivots > 0), axis=1)
+    # Double where: a galaxy left out is factorised as the identity, so no NaN of its factor meets a zero cotangent.
+    diag = jnp.diagonal(small_cholesky(jnp.where(ok[:, None, None], H, eye)), axis1=1, axis2=2)
+    log_det = 2.0 * jnp.sum(jnp.log(diag), axis=1)
     log_jac = sum((p.log_abs_det_jacobian(L[:, c]) for c, (_, p) in enumerate(per_galaxy_groups(model, opts))),
                   jnp.zeros_like(log_det))
     return jnp.sum(jnp.where(ok, 0.5 * log_det - log_jac, 0.0)), ok
@@ -110,10 +120,13 @@ def _block_pieces(model: CurveModel, opts: Likelihood, s: Array, L: Array, data:
     f = lambda ss, LL: objective(unpack_z(model, opts, ss, LL), model, data, opts)  # noqa: E731
     (h, (g_s, _)), d_s, d_l = kind_jvps(jax.value_and_grad(f, argnums=(0, 1)), s, L)
     H_ss, H_ls, H_ll = d_s[1][0], d_s[1][1], d_l[1][1]  # [ks, ks], [g, kl, ks], [g, kl, kl]
-    (D, ok), (dD_s, dD_l) = jax.value_and_grad(
-        lambda ss, LL: _log_det_term(model, opts, ss, LL, data), argnums=(0, 1), has_aux=True)(s, L)
     kl = L.shape[1]
-    H_ll = jnp.where(ok[:, None, None], 0.5 * (H_ll + jnp.swapaxes(H_ll, 1, 2)), jnp.eye(kl, dtype=L.dtype))
+    eye = jnp.eye(kl, dtype=L.dtype)
+    finite = (data.cat.galaxy_mask & jnp.all(jnp.isfinite(H_ll), axis=(1, 2))
+              & jnp.all(jnp.isfinite(H_ls), axis=(1, 2)))
+    (D, ok), (dD_s, dD_l) = jax.value_and_grad(
+        lambda ss, LL: _log_det_term(model, opts, ss, LL, data, finite), argnums=(0, 1), has_aux=True)(s, L)
+    H_ll = jnp.where(ok[:, None, None], 0.5 * (H_ll + jnp.swapaxes(H_ll, 1, 2)), eye)
     H_ls = jnp.where(ok[:, None, None], H_ls, 0.0)
     W = small_cho_solve(small_cholesky(H_ll), H_ls)  # [g, kl, ks]
     grad = g_s + dD_s - jnp.einsum("gli,gl->i", W, jnp.where(ok[:, None], dD_l, 0.0))
@@ -227,13 +240,32 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
     t0 = np.asarray([z["shared"][k] for k in names], np.float64)
     scale, previous = 1.0, None
     converged, steps = False, 0
+
+    def step_to(z_from: dict, W: Array, step: np.ndarray) -> dict:  # every galaxy re-solved at the moved t
+        moved = _moved(model, opts, z_from, W, jnp.asarray(step, W.dtype))
+        own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
+        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data)[0]
+        return {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
+
     for it in range(1, MAX_NEWTON + 1):
         value, grad, S, W, ok, free = profile_pieces(model, opts, z, data, block)
+        value = float(value)
+        if previous is not None and not value <= previous["value"] + 1e-12 * abs(previous["value"]):
+            # The last step raised P (or made it non-finite): half of it from where it started, until it is below
+            # the tolerance (then that point stays, not converged: P does not fall along its Newton step).
+            half = previous["step"] / 2
+            if np.max(np.abs(half / previous["stderr"])) <= STATIONARITY_TOL:
+                z = previous["z"]
+                break
+            previous["step"] = half
+            z = step_to(previous["z"], previous["W"], half)
+            log.debug(f"{model.name}: Laplace step {it}: P rose; half the step")
+            continue
         t = np.asarray([z["shared"][k] for k in names], np.float64)
         grad, S, free = np.asarray(grad, np.float64), np.asarray(S, np.float64), np.asarray(free)
         if previous is not None:  # the profile's curvature beyond S along the last step
-            dt = np.where(free, t - previous[0], 0.0)
-            scale = secant_scale(dt, np.where(free, grad - previous[1], 0.0), S)
+            dt = np.where(free, t - previous["t"], 0.0)
+            scale = secant_scale(dt, np.where(free, grad - previous["grad"], 0.0), S)
         step, stderr, degenerate = newton_direction(grad, S, free, scale)
         last = step / stderr
         if not np.all(np.isfinite(last)):
@@ -244,17 +276,15 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
         if np.max(np.abs(last)) <= STATIONARITY_TOL:  # stationary here: the step is not taken
             converged = True
             break
-        moved = _moved(model, opts, z, W, jnp.asarray(step, W.dtype))
-        own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
-        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data)[0]
-        z = {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
-        previous = (t, grad)
+        previous = {"z": z, "t": t, "grad": grad, "value": value, "step": step, "stderr": stderr, "W": W}
+        z = step_to(z, W, step)
         steps += 1
-    else:  # the steps ran out: where they ended is assessed by the fit's convergence test
+    if not converged:  # where the steps ended (ran out, stopped, or the last finite point): its own figures
         value, grad, S, W, ok, free = profile_pieces(model, opts, z, data, block)
         step, stderr, degenerate = newton_direction(np.asarray(grad, np.float64), np.asarray(S, np.float64),
                                                     np.asarray(free), scale)
         last = step / stderr
+        value = float(value)
     t = np.asarray([z["shared"][k] for k in names], np.float64)
     stderr_now = newton_direction(np.zeros(len(names)), np.asarray(S, np.float64), np.asarray(free))[1]
     n_bad = int(np.sum(np.asarray(data.cat.galaxy_mask) & ~np.asarray(ok)))
