@@ -191,7 +191,9 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
 
     The shared parameters' starts are solved side by side; at the best, every galaxy's own parameters are refitted
     from ``settings.galaxy_starts`` starts with the shared ones fixed, each galaxy keeps its best, and the whole is
-    polished by the same solver chain. The status is decided at the solution (:mod:`~jaxcoh.curves.convergence`).
+    polished by the same solver chain; with ``settings.marginal="laplace"`` the shared parameters then move to the
+    optimum of their Laplace marginal (:mod:`~jaxcoh.curves.laplace`), every galaxy's own at its conditional mode
+    there. The status is decided at the solution (:mod:`~jaxcoh.curves.convergence`).
     ``settings.solver="auto"`` picks L-BFGS polished by the block Levenberg-Marquardt while its Jacobian fits
     (:data:`LM_MAX_RESIDUALS`), L-BFGS alone beyond (and then one start per galaxy: the per-galaxy solves are
     Levenberg-Marquardt's); "block_lm", "lm" (dense), "lbfgs", "adam" and chains such as "adam+lbfgs" can be asked
