@@ -286,3 +286,23 @@ def test_nonfinite_loss_names_the_galaxy_and_parameters():
         fit("power_law_sigma", bad, FitSettings(n_starts=2), names=list(cat.names))
     msg = str(info.value)
     assert f"residual not finite for {cat.names[j]}" in msg and "gradient not finite for parameter A" in msg
+
+
+def test_auto_solver_drops_the_lbfgs_stage_beyond_its_catalog_size():
+    """"auto": L-BFGS then the block LM for SPARC-size catalogs, the block LM alone for models without shared
+    parameters and beyond LBFGS_STAGE_MAX_GALAXIES galaxies (where the L-BFGS stage took 10.6 of 12 minutes), L-BFGS
+    alone where the block Jacobian would not fit in memory."""
+    from types import SimpleNamespace
+
+    from jaxcoh import curves
+    from jaxcoh.curves.fitting import LBFGS_STAGE_MAX_GALAXIES, LM_MAX_RESIDUALS, choose_solver
+
+    def data(g, n):
+        return SimpleNamespace(cat=SimpleNamespace(mask=np.zeros((g, n), bool)))
+
+    rar, nfw, opts = curves.get_model("rar"), curves.get_model("nfw"), curves.Likelihood()
+    assert choose_solver(rar, data(147, 115), opts) == "lbfgs+block_lm"
+    assert choose_solver(rar, data(LBFGS_STAGE_MAX_GALAXIES, 24), opts) == "lbfgs+block_lm"
+    assert choose_solver(rar, data(LBFGS_STAGE_MAX_GALAXIES + 1, 24), opts) == "block_lm"
+    assert choose_solver(nfw, data(147, 115), opts) == "block_lm"
+    assert choose_solver(rar, data(LM_MAX_RESIDUALS // 20, 24), opts) == "lbfgs"
