@@ -81,26 +81,35 @@ def test_laplace_marginal_matches_an_independent_profile(rar_mock):
 
 def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
     """The step's third derivatives run ``BLOCK`` galaxies at a time, the catalog padded to a multiple of it: blocks
-    of 4 (10 galaxies padded to 12) give the step of one block of 10."""
-    from jaxcoh.curves.laplace import _padded, newton_step
+    of 4 (10 galaxies padded to 12) give the pieces and the step of one block of 10."""
+    from jaxcoh.curves.laplace import _moved, _padded, newton_direction, profile_pieces
 
     model, opts = curves.get_model("rar"), Likelihood()
     data = prepare(curve_data(rar_mock), opts)
     z = curves.starts(model, data, opts, 1, 0)
     z = jax.tree_util.tree_map(lambda a: a[0], z)
-    whole = newton_step(model, opts, z, data, 10)
+
+    def step(zz, dd, block):
+        value, grad, S, W, ok, free = profile_pieces(model, opts, zz, dd, block)
+        d, stderr, _ = newton_direction(np.asarray(grad), np.asarray(S), np.asarray(free))
+        return value, grad, S, W, ok, d / stderr, _moved(model, opts, zz, W, jnp.asarray(d, W.dtype))
+
+    whole = step(z, data, 10)
     zp, dp = _padded(model, opts, z, data, 4)
     assert dp.cat.n_galaxies == 12
-    blocked = newton_step(model, opts, zp, dp, 4)
-    np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-10)  # the step in standard errors
-    np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-12)  # the profile's value
-    np.testing.assert_array_equal(np.asarray(blocked[3])[:10], np.asarray(whole[3]))
-    for k, v in whole[0]["nuisance"].items():
-        np.testing.assert_allclose(blocked[0]["nuisance"][k][:10], v, rtol=1e-10, atol=1e-12)
+    blocked = step(zp, dp, 4)
+    np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12)  # the profile's value
+    np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-10)  # its gradient
+    np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-10)  # the Schur complement
+    np.testing.assert_allclose(np.asarray(blocked[3])[:10], whole[3], rtol=1e-10, atol=1e-14)  # dq*/dt
+    np.testing.assert_array_equal(np.asarray(blocked[4])[:10], np.asarray(whole[4]))
+    np.testing.assert_allclose(blocked[5], whole[5], rtol=1e-10)  # the step in standard errors
+    for k, v in whole[6]["nuisance"].items():
+        np.testing.assert_allclose(blocked[6]["nuisance"][k][:10], v, rtol=1e-10, atol=1e-12)
     # A shared parameter at a bound (g_dagger's bijection saturated) is held there: no step, the rest finite.
     at_bound = {**z, "shared": {"g_dagger": jnp.asarray(40.0, z["shared"]["g_dagger"].dtype)}}
-    moved, step, _, _, _ = newton_step(model, opts, at_bound, data, 10)
-    assert float(step[0]) == 0.0 and float(moved["shared"]["g_dagger"]) == 40.0
+    _, _, _, _, _, step_se, moved = step(at_bound, data, 10)
+    assert float(step_se[0]) == 0.0 and float(moved["shared"]["g_dagger"]) == 40.0
     assert all(np.isfinite(np.asarray(v)).all() for v in moved["nuisance"].values())
 
 

@@ -43,8 +43,8 @@ class CurveSettings(NamedTuple):
     defaults), whether to compute standard errors, whether the solvers report every iteration to
     :mod:`jaxcoh.progress` (the command line's progress line), and which posterior the shared parameters maximise:
     ``marginal="joint"`` the joint one (with every galaxy's parameters), ``"laplace"`` the marginal one, every galaxy's
-    own and nuisance parameters integrated out by Laplace's approximation (:mod:`~jaxcoh.curves.laplace`: unbiased
-    where the joint MAP's bias exceeds the errors, at 10^4 galaxies and more)."""
+    own and nuisance parameters integrated out by Laplace's approximation (:mod:`~jaxcoh.curves.laplace`: on RAR mocks
+    within 1 standard error of the truth at 10^4 and 10^5 galaxies, where the joint MAP was 4.3 and 12.4 away)."""
 
     likelihood: Likelihood = Likelihood()
     n_starts: int = 4

@@ -204,16 +204,6 @@ def _moved(model: CurveModel, opts: Likelihood, z: dict, W: Array, step: Array) 
     return unpack_z(model, opts, s + step, L - jnp.einsum("gli,i->gl", W, step))
 
 
-def newton_step(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int):
-    """One Newton step on the Laplace profile (``S`` alone for its curvature): ``(z after it, the step in standard
-    errors [ks], P at z, ok [g], degenerate)``."""
-    value, grad, S, W, ok, free = profile_pieces(model, opts, z, data, block)
-    step, stderr, degenerate = newton_direction(np.asarray(grad, np.float64), np.asarray(S, np.float64),
-                                                np.asarray(free))
-    moved = _moved(model, opts, z, W, jnp.asarray(np.nan_to_num(step), W.dtype))
-    return moved, step / stderr, float(value), ok, degenerate
-
-
 def _padded(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block: int) -> tuple[dict, CurveData]:
     """``z`` and ``data`` with padding galaxies (no points, no terms) up to a multiple of ``block``."""
     g = data.cat.n_galaxies
