@@ -174,6 +174,36 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
     assert short.status == "MAX_ITER" and short.galaxy_starts.n_multimodal == 0
 
 
+def test_settled_test_derivatives_equal_the_hessians_diagonal(tiny_mock):
+    """The starts' settled test takes every galaxy's gradient and Hessian diagonal from nested forward derivatives
+    along one parameter kind at a time: they equal jax.grad and the diagonal of jax.hessian (reverse mode, every
+    parameter apart) of the summed terms, for a halo with nuisance."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxcoh.curves.galaxy_starts import gradient_and_hessian_diagonal
+    from jaxcoh.curves.likelihood import curve_data, evaluate, per_galaxy_groups
+
+    model, opts = curves.get_model("nfw"), Likelihood()
+    data = curve_data(tiny_mock)
+    z = jax.tree_util.tree_map(lambda a: a[0] * 1.1 + 0.05, curves.starts(model, data, opts, 1, 0))
+    own = {k: v for k, v in z.items() if k != "shared"}
+
+    def terms_of(o):
+        return evaluate(model, {"shared": z["shared"], **o}, data, opts).objective_terms
+
+    groups = per_galaxy_groups(model, opts)
+    terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
+    grad = jax.grad(lambda o: jnp.sum(terms_of(o)))(own)
+    hess = jax.hessian(lambda o: jnp.sum(terms_of(o)))(own)
+    np.testing.assert_allclose(terms, terms_of(own), rtol=1e-12)
+    for c, (grp, p) in enumerate(groups):
+        np.testing.assert_allclose(d1[c], grad[grp][p.name], rtol=1e-9, atol=1e-9, err_msg=p.name)
+        np.testing.assert_allclose(d2[c], jnp.diagonal(hess[grp][p.name][grp][p.name]), rtol=1e-9, atol=1e-9,
+                                   err_msg=p.name)
+    assert np.all(np.asarray(d2[0]) != 0)  # the halo's V200 touches every galaxy's points
+
+
 def test_the_polish_runs_one_lane_where_copies_cost_more_than_compiling():
     """The polish after the per-galaxy starts repeats the first solve's lanes (its compiled program) on small
     catalogs, and runs one lane on large ones, where four identical lanes cost four times one."""

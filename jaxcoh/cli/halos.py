@@ -35,8 +35,9 @@ OPTIONS = (
     Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
     Option("galaxy_starts", 8, "starts of every galaxy's halo and nuisance parameters, the best kept per galaxy "
            "(halo fits are multimodal)", type="int"),
-    Option("start_iter", 15, "Levenberg-Marquardt iterations of each start of every galaxy", type="int"),
-    Option("max_iter", 60, "further iterations polishing the first solution and the best start", type="int"),
+    Option("start_iter", 20, "Levenberg-Marquardt iterations of each start of every galaxy (and of the polish's "
+           "first stage)", type="int"),
+    Option("max_iter", 60, "further iterations polishing every galaxy's best start", type="int"),
     Option("seed", 0, "seed of the start design", type="nonneg_int"),
     Option("errors", True, "marginal standard errors of every fitted parameter (Hessian)", type="bool"),
     Option("models_per_fit", 0, "models solved together in one stacked fit, compiled once (0: all of them; 1: model "

@@ -70,6 +70,27 @@ def start_design(model: CurveModel, data: CurveData, opts: Likelihood, n: int, s
     return out
 
 
+def gradient_and_hessian_diagonal(terms_of, own: dict, groups: list) -> tuple:
+    """``(terms [g], gradient [c, g], Hessian diagonal [c, g])`` of per-galaxy terms ``terms_of(own) [g]`` whose
+    galaxy ``j`` depends on its own parameters alone, along each parameter kind ``c`` of ``groups`` (the
+    ``(group, Parameter)`` of :func:`~jaxcoh.curves.likelihood.per_galaxy_groups`, in ``own``'s layout).
+
+    A tangent along one kind on every galaxy at once, differentiated twice in forward mode, gives every galaxy's
+    gradient component and Hessian diagonal along that kind: one nested JVP per kind, vmapped (one copy of the model).
+    Measured on the twelve-model halo stack of SPARC: 321 ms and 23 s of compilation, against 476 ms and 38 s for a
+    Hessian-vector product per kind (forward over reverse)."""
+    kinds = [(grp, p.name) for grp, p in groups]
+    tangents = {grp: {name: jnp.stack([jnp.full_like(v, float((grp, name) == k)) for k in kinds])
+                      for name, v in leaves.items()} for grp, leaves in own.items()}
+
+    def second_order(t):
+        (terms, d1), (_, d2) = jax.jvp(lambda o: jax.jvp(terms_of, (o,), (t,)), (own,), (t,))
+        return terms, d1, d2
+
+    terms, d1, d2 = jax.vmap(second_order)(tangents)  # [kinds, g] each
+    return terms[0], d1, d2
+
+
 @jit_with_options(static_argnames=("model", "opts"), options_argnames=("options",))
 def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
                       data: CurveData):
@@ -83,17 +104,10 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
                     residual_fn=lambda zz, d: residuals({"shared": shared_z, **zz["local"]}, model, d, opts))
         own = res.z["local"]
         terms_of = lambda o: evaluate(model, {"shared": shared_z, **o}, data, opts).objective_terms  # noqa: E731
-        grad_of = jax.grad(lambda o: jnp.sum(terms_of(o)))
-        # The galaxies are independent with the shared parameters fixed: one Hessian-vector product per parameter
-        # kind (every galaxy at once, vmapped: one copy of the model) gives the diagonal of every galaxy's block.
-        kinds = [(grp, p.name) for grp, p in groups]
-        tangents = {grp: {name: jnp.stack([jnp.full_like(v, float((grp, name) == k)) for k in kinds])
-                          for name, v in leaves.items()} for grp, leaves in own.items()}
-        hvp = jax.vmap(lambda t: jax.jvp(grad_of, (own,), (t,))[1])(tangents)
-        g, terms = grad_of(own), terms_of(own)
+        terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
         settled = jnp.ones(terms.shape, bool)
         for c, (grp, p) in enumerate(groups):
-            gc, hc, u = g[grp][p.name], hvp[grp][p.name][c], jax.nn.sigmoid(own[grp][p.name])
+            gc, hc, u = d1[c], d2[c], jax.nn.sigmoid(own[grp][p.name])
             if p.bounded:  # pushed outward at a bound: the bound holds it
                 gc = jnp.where(((u <= BOUND_U) & (gc > 0)) | ((u >= 1 - BOUND_U) & (gc < 0)), 0.0, gc)
             settled &= (gc == 0) | ((hc > 0) & (gc * gc <= STATIONARITY_TOL**2 * jnp.where(hc > 0, hc, 1.0)))
