@@ -46,7 +46,8 @@ class GalaxyStarts(NamedTuple):
     n_multimodal: int
     n_improved: int
     multimodal: np.ndarray | None = None  # [g] bool: two of its settled starts ended in different optima
-    improved: np.ndarray | None = None  # [g] bool: one of its other starts beat the joint fit's solution
+    improved: np.ndarray | None = None  # [g] bool: its first start (the joint fit's solution, or the initial values
+    # where nothing is shared) settled in an optimum that one of its other starts beat
 
     def to_dict(self) -> dict:
         return {"n_starts": self.n_starts, "n_multimodal": self.n_multimodal, "n_improved": self.n_improved}
@@ -134,7 +135,7 @@ def best_start_per_galaxy(model: CurveModel, opts: Likelihood, options: SolverOp
     spread = np.max(np.where(settled, terms, -np.inf), axis=0) - np.min(np.where(settled, terms, np.inf), axis=0)
     tol = np.maximum(DISAGREE_ABS, 1e-6 * np.abs(low))
     multimodal = active & (settled.sum(axis=0) >= 2) & (spread > tol)
-    improved = active & (terms[0] - low > tol)
+    improved = active & settled[0] & (terms[0] - low > tol)  # the first start settled in a worse optimum
     info = GalaxyStarts(n_starts=n_starts, n_multimodal=int(np.sum(multimodal)), n_improved=int(np.sum(improved)),
                         multimodal=multimodal, improved=improved)
     return {"shared": z["shared"], **picked}, info

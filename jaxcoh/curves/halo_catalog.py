@@ -96,8 +96,8 @@ def _at_bound(fitted: CurveFit, spec) -> np.ndarray:
 def galaxy_rows(fitted: CurveFit, cat: Catalog, model, status: np.ndarray, improved: np.ndarray | None
                 ) -> pd.DataFrame:
     """One row per galaxy with points (:data:`COLUMNS`, ``<parameter>_err`` for every fitted parameter, ``at_bound``
-    and ``improved_by_starts``: whether another start found a better optimum than the fit's own solution, i.e. one
-    start per galaxy would have missed it); ``status`` and ``improved`` are given for those galaxies only."""
+    and ``improved_by_starts``: whether the galaxy's first start settled in an optimum that another start beat, i.e.
+    one start per galaxy would have missed it); ``status`` and ``improved`` are given for those galaxies only."""
     opts = fitted.likelihood
     k, has_bulge = _galaxy_parameters(model.local.names, cat, opts.nuisance)
     n = np.asarray(fitted.per_galaxy_points, int)
