@@ -176,8 +176,8 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
 
 def test_settled_test_derivatives_equal_the_hessians_diagonal(tiny_mock):
     """The starts' settled test takes every galaxy's gradient and Hessian diagonal from nested forward derivatives
-    along one parameter kind at a time: they equal jax.grad and the diagonal of jax.hessian (reverse mode, every
-    parameter apart) of the summed terms, for a halo with nuisance."""
+    along one parameter kind at a time: they equal jax.grad (reverse mode) and central differences of it along each
+    kind (every galaxy's diagonal entry at once, the galaxies being independent), for a halo with nuisance."""
     import jax
     import jax.numpy as jnp
 
@@ -193,14 +193,17 @@ def test_settled_test_derivatives_equal_the_hessians_diagonal(tiny_mock):
         return evaluate(model, {"shared": z["shared"], **o}, data, opts).objective_terms
 
     groups = per_galaxy_groups(model, opts)
-    terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
-    grad = jax.grad(lambda o: jnp.sum(terms_of(o)))(own)
-    hess = jax.hessian(lambda o: jnp.sum(terms_of(o)))(own)
+    terms, d1, d2 = jax.jit(lambda o: gradient_and_hessian_diagonal(terms_of, o, groups))(own)
+    grad = jax.jit(jax.grad(lambda o: jnp.sum(terms_of(o))))
     np.testing.assert_allclose(terms, terms_of(own), rtol=1e-12)
+    h = 1e-5
     for c, (grp, p) in enumerate(groups):
-        np.testing.assert_allclose(d1[c], grad[grp][p.name], rtol=1e-9, atol=1e-9, err_msg=p.name)
-        np.testing.assert_allclose(d2[c], jnp.diagonal(hess[grp][p.name][grp][p.name]), rtol=1e-9, atol=1e-9,
-                                   err_msg=p.name)
+        np.testing.assert_allclose(d1[c], grad(own)[grp][p.name], rtol=1e-9, atol=1e-9, err_msg=p.name)
+        shifted = [jax.tree_util.tree_map_with_path(
+            lambda path, a, s=s: a + s * h if (path[0].key, path[1].key) == (grp, p.name) else a, own)
+            for s in (1.0, -1.0)]
+        fd = (grad(shifted[0])[grp][p.name] - grad(shifted[1])[grp][p.name]) / (2 * h)
+        np.testing.assert_allclose(d2[c], fd, rtol=1e-5, atol=1e-5, err_msg=p.name)
     assert np.all(np.asarray(d2[0]) != 0)  # the halo's V200 touches every galaxy's points
 
 
