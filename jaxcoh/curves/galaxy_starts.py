@@ -92,12 +92,13 @@ def gradient_and_hessian_diagonal(terms_of, own: dict, groups: list) -> tuple:
     return terms[0], d1, d2
 
 
-@jit_with_options(static_argnames=("model", "opts"), options_argnames=("options",))
+@jit_with_options(static_argnames=("model", "opts", "test_settled"), options_argnames=("options",))
 def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
-                      data: CurveData):
+                      data: CurveData, test_settled: bool = True):
     """Every galaxy's own parameters refitted from each start of ``starts`` (``{group: {name: [K, g]}}``) with the
     shared parameters fixed at ``shared_z``. Returns the solutions ``[K, g]``, each galaxy's objective terms
-    ``[K, g]``, whether each start has settled ``[K, g]`` (see the module's notes) and the solves' statuses ``[K]``."""
+    ``[K, g]``, whether each start has settled ``[K, g]`` (see the module's notes; all True without
+    ``test_settled``, whose derivatives then are not computed) and the solves' statuses ``[K]``."""
     groups = per_galaxy_groups(model, opts)
 
     def one(local):
@@ -105,6 +106,9 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
                     residual_fn=lambda zz, d: residuals({"shared": shared_z, **zz["local"]}, model, d, opts))
         own = res.z["local"]
         terms_of = lambda o: evaluate(model, {"shared": shared_z, **o}, data, opts).objective_terms  # noqa: E731
+        if not test_settled:
+            terms = terms_of(own)
+            return own, terms, jnp.ones(terms.shape, bool), res.status
         terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
         settled = jnp.ones(terms.shape, bool)
         for c, (grp, p) in enumerate(groups):

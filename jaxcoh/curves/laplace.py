@@ -234,7 +234,7 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
     def step_to(z_from: dict, W: Array, step: np.ndarray) -> dict:  # every galaxy re-solved at the moved t
         moved = _moved(model, opts, z_from, W, jnp.asarray(step, W.dtype))
         own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
-        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data)[0]
+        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data, test_settled=False)[0]
         return {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
 
     for it in range(1, MAX_NEWTON + 1):
