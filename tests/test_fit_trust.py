@@ -118,6 +118,7 @@ jaxcoh.set_precision("float64")
 cat = jaxcoh.mock_catalog(10_000, seed=1, n_max=16, min_points=6)
 t = time.time()
 fit = curves.fit("rar", cat, curves.CurveSettings(n_starts=1, galaxy_starts=2, errors=False, solver="block_lm",
+                                                  marginal="joint",  # (auto: Laplace steps beyond 1000 galaxies)
                                                   solver_options=(SolverOptions(max_iter=3),)))
 print(fit.status, fit.n_galaxies, round(time.time() - t, 1))
 """

@@ -79,6 +79,32 @@ def test_laplace_marginal_matches_an_independent_profile(rar_mock):
     assert shift == pytest.approx((t_laplace - t_plain) / sigma_t, rel=0.05, abs=0.01)
 
 
+def test_auto_takes_the_laplace_marginal_beyond_its_galaxy_count(rar_mock, monkeypatch):
+    """``marginal="auto"`` (the default) is the joint MAP up to LAPLACE_AUTO_GALAXIES galaxies with points and the
+    Laplace marginal beyond: with the threshold lowered under the mock's 10 galaxies, the default fit is the Laplace
+    fit of the test above (its compiled programs), and at the threshold it is the joint MAP."""
+    import sys
+
+    from jaxcoh.curves.laplace import LAPLACE_AUTO_GALAXIES, choose_marginal
+
+    assert choose_marginal("auto", LAPLACE_AUTO_GALAXIES) == "joint"
+    assert choose_marginal("auto", LAPLACE_AUTO_GALAXIES + 1) == "laplace"
+    assert choose_marginal("joint", 10**6) == "joint" and choose_marginal("laplace", 1) == "laplace"
+    with pytest.raises(ValueError, match="marginal must be one of"):
+        choose_marginal("profile", 10)
+    settings = curves.CurveSettings(n_starts=1, galaxy_starts=1, solver="block_lm")
+    assert settings.marginal == "auto"
+    laplace = sys.modules["jaxcoh.curves.laplace"]
+    monkeypatch.setattr(laplace, "LAPLACE_AUTO_GALAXIES", rar_mock.n_galaxies - 1)
+    auto = curves.fit("rar", rar_mock, settings)
+    lap = curves.fit("rar", rar_mock, settings._replace(marginal="laplace"))
+    assert auto.laplace is not None and auto.params == lap.params
+    monkeypatch.setattr(laplace, "LAPLACE_AUTO_GALAXIES", rar_mock.n_galaxies)
+    joint = curves.fit("rar", rar_mock, settings)
+    assert joint.laplace is None and joint.params == curves.fit("rar", rar_mock, settings._replace(
+        marginal="joint")).params != lap.params
+
+
 def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
     """The step's third derivatives run ``BLOCK`` galaxies at a time, the catalog padded to a multiple of it: blocks
     of 4 (10 galaxies padded to 12) give the pieces and the step of one block of 10."""

@@ -153,10 +153,10 @@ CURVE_OPTIONS = (
            type="bool"),
     Option("galaxy_starts", 8, "starts of every galaxy's own and nuisance parameters, the best kept per galaxy "
            "(per-galaxy problems are multimodal)", type="int"),
-    Option("marginal", "joint", "what the shared parameters maximise: joint (the posterior with every galaxy's "
-           "parameters) or laplace (their marginal posterior, every galaxy's own and nuisance parameters integrated "
-           "out by Laplace's approximation; the joint MAP's bias exceeds its errors at 10^4 galaxies)",
-           choices=("joint", "laplace")),
+    Option("marginal", "auto", "what the shared parameters maximise: joint (the posterior with every galaxy's "
+           "parameters), laplace (their marginal posterior, every galaxy's own and nuisance parameters integrated "
+           "out by Laplace's approximation; the joint MAP's bias exceeds its errors at 10^4 galaxies) or auto "
+           "(laplace beyond 1000 galaxies, joint up to it)", choices=("auto", "joint", "laplace")),
 )
 
 
@@ -176,7 +176,7 @@ def curve_settings(values: dict, solver_options=None):
     return CurveSettings(likelihood=likelihood(values), n_starts=values["n_starts"], seed=values["seed"],
                          solver=values["solver"], solver_options=solver_options, errors=values["errors"],
                          galaxy_starts=values["galaxy_starts"], report=not values.get("quiet", False),
-                         marginal=values.get("marginal", "joint"))
+                         marginal=values.get("marginal", "auto"))
 
 
 def load_cut_data(values: dict):

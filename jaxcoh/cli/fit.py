@@ -63,7 +63,8 @@ def run(values: dict) -> int:
            "rar_scatter_dex": result.rar_scatter_dex, "status": result.status, "n_iter": result.n_iter,
            "convergence": result.convergence.to_dict(),
            "galaxy_starts": result.galaxy_starts.to_dict(),
-           "marginal": settings.marginal, "laplace": result.laplace.to_dict() if result.laplace else None,
+           "marginal": "laplace" if result.laplace else "joint", "marginal_requested": settings.marginal,
+           "laplace": result.laplace.to_dict() if result.laplace else None,
            "wall_s": result.wall_s, "errors": result.errors.to_dict() if result.errors is not None else None,
            "data_kind": data["kind"]}
     if doc["errors"] is not None:  # per-galaxy coordinates are in per_galaxy.csv

@@ -24,7 +24,7 @@ from ..solvers.common import jit_with_options
 from .convergence import Convergence, assess
 from .errors import curve_errors
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
-from .laplace import MARGINALS, Laplace, laplace_profile
+from .laplace import Laplace, choose_marginal, laplace_profile
 from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, prepare, residuals,
                          split)
 from .models import CurveModel, get_model
@@ -44,7 +44,9 @@ class CurveSettings(NamedTuple):
     :mod:`jaxcoh.progress` (the command line's progress line), and which posterior the shared parameters maximise:
     ``marginal="joint"`` the joint one (with every galaxy's parameters), ``"laplace"`` the marginal one, every galaxy's
     own and nuisance parameters integrated out by Laplace's approximation (:mod:`~jaxcoh.curves.laplace`: on RAR mocks
-    within 1 standard error of the truth at 10^4 and 10^5 galaxies, where the joint MAP was 4.3 and 12.4 away)."""
+    within 1 standard error of the truth at 10^4 and 10^5 galaxies, where the joint MAP was 4.3 and 12.4 away), and
+    ``"auto"`` (the default) the Laplace marginal beyond :data:`~jaxcoh.curves.laplace.LAPLACE_AUTO_GALAXIES` galaxies,
+    the joint MAP up to it."""
 
     likelihood: Likelihood = Likelihood()
     n_starts: int = 4
@@ -54,7 +56,7 @@ class CurveSettings(NamedTuple):
     errors: bool = True
     galaxy_starts: int = 8
     report: bool = False
-    marginal: str = "joint"
+    marginal: str = "auto"
 
 
 def initial_local(model: CurveModel, cat: Catalog) -> dict[str, Array]:
@@ -201,7 +203,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     The shared parameters' starts are solved side by side; at the best, every galaxy's own parameters are refitted
     from ``settings.galaxy_starts`` starts with the shared ones fixed, each galaxy keeps its best, and the whole is
     polished by the same solver chain (without shared parameters the galaxies' starts begin from the initial values,
-    the first of them); with ``settings.marginal="laplace"`` the shared parameters then move to the
+    the first of them); with the Laplace marginal (``settings.marginal``) the shared parameters then move to the
     optimum of their Laplace marginal (:mod:`~jaxcoh.curves.laplace`), every galaxy's own at its conditional mode
     there. The status is decided at the solution (:mod:`~jaxcoh.curves.convergence`).
     ``settings.solver="auto"`` picks L-BFGS polished by the block Levenberg-Marquardt while its Jacobian fits
@@ -212,8 +214,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     """
     opts = settings.likelihood
     model = likelihood_model(get_model(model), opts)
-    if settings.marginal not in MARGINALS:
-        raise ValueError(f"marginal must be one of {MARGINALS}, got {settings.marginal!r}")
+    marginal = choose_marginal(settings.marginal, int(np.sum(np.asarray(cat.galaxy_mask))))
     t0 = time.perf_counter()
     data = prepare(curve_data(cat, opts.recipe), opts)
     solver = choose_solver(model, data, opts) if settings.solver == "auto" else settings.solver
@@ -247,7 +248,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         log.info(f"{model.name}: one start per galaxy (the per-galaxy starts need the block Levenberg-Marquardt, "
                  f"not in the solver chain {solver!r})")
     laplace = None
-    if settings.marginal == "laplace" and len(model.shared) and per_galaxy:  # else nothing is integrated out
+    if marginal == "laplace" and len(model.shared) and per_galaxy:  # else nothing is integrated out
         stages = solver.split("+")
         lm = options[stages.index("block_lm")] if "block_lm" in stages else DEFAULT_SOLVER_OPTIONS["block_lm"]
         z, laplace = laplace_profile(model, opts, lm, best.z, data)
