@@ -2,9 +2,9 @@
 fixed, and each can be multimodal (a halo's low- and high-concentration solutions, degenerate with Upsilon and D).
 
 From the joint fit's solution, every galaxy's own and nuisance parameters are refitted from ``K`` starts (the
-solution itself, then a Sobol design: model parameters over their start ranges, nuisance values over +-3 prior
-standard deviations of each galaxy's own priors) with the shared parameters held fixed; each galaxy keeps its best
-start. The ``K`` solves are a ``lax.map`` of the separable block Levenberg-Marquardt (every galaxy with its own
+solution itself, or the initial values where nothing is shared and no joint solve comes first; then a Sobol design:
+model parameters over their start ranges, nuisance values over +-3 prior standard deviations of each galaxy's own
+priors) with the shared parameters held fixed; each galaxy keeps its best start. The ``K`` solves are a ``lax.map`` of the separable block Levenberg-Marquardt (every galaxy with its own
 damping), so memory is that of one solve. Measured on SPARC with the standard cuts, one start left NFW's UGC02916 at
 objective 211.24 instead of 151.80 (Upsilon_disk 1.14, D 91.7 Mpc, c200 at its bound), which flipped the models'
 ranking by BIC.
