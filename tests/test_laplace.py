@@ -105,6 +105,34 @@ def test_auto_takes_the_laplace_marginal_beyond_its_galaxy_count(rar_mock, monke
         marginal="joint")).params != lap.params
 
 
+def test_a_step_that_raises_the_profile_is_halved(rar_mock, monkeypatch, caplog):
+    """The first Newton step made 6 times too long overshoots the profile's optimum so that P rises: it is halved
+    (twice: 6 -> 3 -> 1.5 Newton steps, where P first falls), and the steps then reach the same optimum as without the
+    overshoot."""
+    import logging
+    import sys
+
+    settings = curves.CurveSettings(n_starts=1, galaxy_starts=1, solver="block_lm", marginal="laplace")
+    want = curves.fit("rar", rar_mock, settings)
+    laplace = sys.modules["jaxcoh.curves.laplace"]
+    plain, calls = laplace.newton_direction, []
+
+    def overshoot(*args, **kwargs):
+        step, stderr, degenerate = plain(*args, **kwargs)
+        calls.append(1)
+        return (6.0 * step if len(calls) == 1 else step), stderr, degenerate
+
+    monkeypatch.setattr(laplace, "newton_direction", overshoot)
+    with caplog.at_level(logging.DEBUG, logger="jaxcoh"):
+        got = curves.fit("rar", rar_mock, settings)
+    assert sum("P rose; half the step" in r.getMessage() for r in caplog.records) == 2
+    assert got.laplace.converged and got.status == "CONVERGED"
+    se = want.stderr["g_dagger"]
+    assert abs(got.params["g_dagger"] - want.params["g_dagger"]) < 0.01 * se
+    # Both stop within the 0.01-standard-error stationarity tolerance: P agrees to (0.01)^2 / 2 = 5e-5.
+    assert got.laplace.marginal_objective == pytest.approx(want.laplace.marginal_objective, abs=5e-5)
+
+
 def test_newton_step_block_by_block_equals_the_whole_catalog(rar_mock):
     """The step's third derivatives run ``BLOCK`` galaxies at a time, the catalog padded to a multiple of it: blocks
     of 4 (10 galaxies padded to 12) give the pieces and the step of one block of 10."""
