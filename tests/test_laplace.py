@@ -103,6 +103,10 @@ def test_auto_takes_the_laplace_marginal_beyond_its_galaxy_count(rar_mock, monke
     joint = curves.fit("rar", rar_mock, settings)
     assert joint.laplace is None and joint.params == curves.fit("rar", rar_mock, settings._replace(
         marginal="joint")).params != lap.params
+    # compare ranks models by statistics of the likelihood's maximum: "auto" is the joint MAP there at any size.
+    monkeypatch.setattr(laplace, "LAPLACE_AUTO_GALAXIES", 1)
+    summary, _, _ = curves.compare(rar_mock, ["rar"], settings)
+    assert "laplace" not in summary["models"]["rar"] and summary["models"]["rar"]["params"] == joint.params
 
 
 def test_a_step_that_raises_the_profile_is_halved(rar_mock, monkeypatch, caplog):

@@ -156,7 +156,7 @@ CURVE_OPTIONS = (
     Option("marginal", "auto", "what the shared parameters maximise: joint (the posterior with every galaxy's "
            "parameters), laplace (their marginal posterior, every galaxy's own and nuisance parameters integrated "
            "out by Laplace's approximation; the joint MAP's bias exceeds its errors at 10^4 galaxies) or auto "
-           "(laplace beyond 1000 galaxies, joint up to it)", choices=("auto", "joint", "laplace")),
+           "(fit: laplace beyond 1000 galaxies, joint up to it; compare: joint)", choices=("auto", "joint", "laplace")),
 )
 
 

@@ -95,7 +95,12 @@ def compare(
     With ``out``, each model's results are written atomically to ``out/models/`` as soon as it is fitted, and a
     re-run with the same catalog and settings loads them instead of fitting again (an interrupted comparison
     resumes).
+
+    ``settings.marginal="auto"`` is the joint MAP here, at any size: chi^2, AIC and BIC are statistics of the
+    likelihood's maximum, which the Laplace marginal's shared parameters are not (``"laplace"`` asks for them).
     """
+    if settings.marginal == "auto":
+        settings = settings._replace(marginal="joint")
     models = default_models() if models is None else list(models)
     for m in models:
         get_model(m)  # an unknown name fails here, naming the registered ones
