@@ -103,7 +103,12 @@ def test_auto_takes_the_laplace_marginal_beyond_its_galaxy_count(rar_mock, monke
     joint = curves.fit("rar", rar_mock, settings)
     assert joint.laplace is None and joint.params == curves.fit("rar", rar_mock, settings._replace(
         marginal="joint")).params != lap.params
-    # compare ranks models by statistics of the likelihood's maximum: "auto" is the joint MAP there at any size.
+    # compare ranks models by statistics of the likelihood's maximum, and the sampler starts at the joint mode: both
+    # resolve "auto" to the joint MAP at any size (an explicit "laplace" is kept).
+    from jaxcoh.curves.fitting import at_joint_maximum
+
+    assert at_joint_maximum(settings).marginal == "joint"
+    assert at_joint_maximum(settings._replace(marginal="laplace")).marginal == "laplace"
     monkeypatch.setattr(laplace, "LAPLACE_AUTO_GALAXIES", 1)
     summary, _, _ = curves.compare(rar_mock, ["rar"], settings)
     assert "laplace" not in summary["models"]["rar"] and summary["models"]["rar"]["params"] == joint.params

@@ -20,7 +20,7 @@ from ..config import precision_name
 from ..constants import G_DAGGER_MLS16, G_DAGGER_MLS16_ERR, RAR_SCATTER_LI18_DEX, RAR_SCATTER_MLS16_DEX
 from ..results import arrays_digest
 from ..resumable import PartStore
-from .fitting import CurveSettings, fit
+from .fitting import CurveSettings, at_joint_maximum, fit
 from .models import MODELS, get_model
 from .result import CurveFit
 from .tables import curves_table, per_galaxy_table
@@ -96,11 +96,10 @@ def compare(
     re-run with the same catalog and settings loads them instead of fitting again (an interrupted comparison
     resumes).
 
-    ``settings.marginal="auto"`` is the joint MAP here, at any size: chi^2, AIC and BIC are statistics of the
-    likelihood's maximum, which the Laplace marginal's shared parameters are not (``"laplace"`` asks for them).
+    ``settings.marginal="auto"`` is the joint MAP here, at any size (:func:`~jaxcoh.curves.fitting.at_joint_maximum`):
+    chi^2, AIC and BIC are statistics of the likelihood's maximum (``"laplace"`` still asks for the marginal's).
     """
-    if settings.marginal == "auto":
-        settings = settings._replace(marginal="joint")
+    settings = at_joint_maximum(settings)
     models = default_models() if models is None else list(models)
     for m in models:
         get_model(m)  # an unknown name fails here, naming the registered ones

@@ -59,6 +59,13 @@ class CurveSettings(NamedTuple):
     marginal: str = "auto"
 
 
+def at_joint_maximum(settings: CurveSettings) -> CurveSettings:
+    """``settings`` with ``marginal="auto"`` resolved to the joint MAP, for the callers that need the maximum of the
+    joint posterior at any size: ``compare``'s chi^2, AIC and BIC are statistics of the likelihood's maximum, and the
+    sampler starts at the mode of the posterior it samples. An explicit ``"laplace"`` is kept."""
+    return settings._replace(marginal="joint") if settings.marginal == "auto" else settings
+
+
 def initial_local(model: CurveModel, cat: Catalog) -> dict[str, Array]:
     """Per-galaxy starting values: the declared inits, and for NFW halos V200 at the galaxy's fastest point."""
     init = model.local.init_values(cat.n_galaxies, dtype=cat.dtype)

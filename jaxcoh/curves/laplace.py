@@ -69,9 +69,14 @@ MARGINALS = ("auto", "joint", "laplace")
 # the shared parameters does not shrink with the number of galaxies while its errors do (1/sqrt(N)): measured on RAR
 # mocks, +4.3 standard errors at 10^4 galaxies and +12.4 at 10^5 (the Laplace marginal: +0.15 and -1.00), within 3 at
 # 150 (tests/test_mock.py); at 10^3 the same growth puts it near 1.4 (extrapolated, not measured). Up to it, SPARC-size
-# fits, their published numbers and `compare`'s statistics stay the joint MAP's.
+# fits and their published numbers stay the joint MAP's (compare and the sampler's start take the joint MAP at any size:
+# jaxcoh.curves.fitting.at_joint_maximum).
 LAPLACE_AUTO_GALAXIES = 1000
 MAX_NEWTON = 20
+
+# Galaxies per block of the Newton step's third derivatives: at 10^4 RAR mock galaxies the step on the whole catalog
+# at once took the fit's peak memory from 1.43 to 3.58 GiB (10^5 would not have fitted in 24 GiB).
+BLOCK = GALAXY_BLOCK
 
 
 def choose_marginal(marginal: str, n_galaxies: int) -> str:
@@ -82,9 +87,6 @@ def choose_marginal(marginal: str, n_galaxies: int) -> str:
     if marginal == "auto":
         return "laplace" if n_galaxies > LAPLACE_AUTO_GALAXIES else "joint"
     return marginal
-# Galaxies per block of the Newton step's third derivatives: at 10^4 RAR mock galaxies the step on the whole catalog
-# at once took the fit's peak memory from 1.43 to 3.58 GiB (10^5 would not have fitted in 24 GiB).
-BLOCK = GALAXY_BLOCK
 
 
 class Laplace(NamedTuple):
@@ -292,6 +294,8 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
         last = step / stderr
         value = float(value)
     t = np.asarray([z["shared"][k] for k in names], np.float64)
+    # S's errors at the solution (from a zero gradient: where the last step's gradient was not finite, its own call
+    # gave no errors)
     stderr_now = newton_direction(np.zeros(len(names)), np.asarray(S, np.float64), np.asarray(free))[1]
     n_bad = int(np.sum(np.asarray(data.cat.galaxy_mask) & ~np.asarray(ok)))
     if n_bad:

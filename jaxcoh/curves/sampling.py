@@ -29,7 +29,7 @@ from ..catalog import Catalog
 from ..results import arrays_digest, atomic_write_bytes, atomic_write_json, remove_other_keys
 from ..resumable import run_key
 from ..sampling import nuts
-from .fitting import CurveSettings, fit, starts
+from .fitting import CurveSettings, at_joint_maximum, fit, starts
 from .likelihood import CurveData, Likelihood, curve_data, evaluate, likelihood_model, prepare
 from .models import CurveModel, get_model
 from .nuisance import NUISANCE
@@ -211,10 +211,11 @@ def sample_curves(
     key_extra: dict | None = None,
 ) -> PosteriorSample:
     """NUTS draws of the joint posterior of ``model`` on ``cat`` (already cut) under ``fit_settings.likelihood``,
-    started from the MAP fitted with ``fit_settings``. ``out``: where chunks are stored and resumed from (see the
-    module docstring). ``progress(phase, n)``: called with ``("warmup", n_warmup)`` once warm-up is done (or
-    resumed) and ``("draws", n_done)`` after every chunk (draws per chain). ``key_extra``: more that identifies the
-    data (e.g. its provenance) for the resume key."""
+    started from the MAP fitted with ``fit_settings`` (the joint MAP where its ``marginal`` is "auto"). ``out``:
+    where chunks are stored and resumed from (see the module docstring). ``progress(phase, n)``: called with
+    ``("warmup", n_warmup)`` once warm-up is done (or resumed) and ``("draws", n_done)`` after every chunk (draws per
+    chain). ``key_extra``: more that identifies the data (e.g. its provenance) for the resume key."""
+    fit_settings = at_joint_maximum(fit_settings)  # the start: the mode of the joint posterior that is sampled
     opts = fit_settings.likelihood
     base = get_model(model)
     lmodel = likelihood_model(base, opts)
