@@ -174,6 +174,15 @@ class ParameterSpec(Sequence[Parameter]):
     def to_values(self, z: Mapping[str, Array]) -> dict[str, Array]:
         return {p.name: p.to_value(z[p.name]) for p in self._params}
 
+    def to_values_compiled(self, z: Mapping[str, Array]) -> dict[str, Array]:
+        """:meth:`to_values` as one compiled program, for callers outside ``jit`` (op by op, every operation of every
+        bijection is a program of its own to compile or load)."""
+        return _to_values(self, z)
+
+    def to_unconstrained_compiled(self, values: Mapping[str, Array]) -> dict[str, Array]:
+        """:meth:`to_unconstrained` as one compiled program (see :meth:`to_values_compiled`)."""
+        return _to_unconstrained(self, values)
+
     def to_unconstrained(self, values: Mapping[str, Array]) -> dict[str, Array]:
         missing = [p.name for p in self._params if p.name not in values]
         if missing:
@@ -197,3 +206,7 @@ class ParameterSpec(Sequence[Parameter]):
 
     def lower_upper(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([p.lower for p in self._params]), np.array([p.upper for p in self._params])
+
+
+_to_values = jax.jit(ParameterSpec.to_values, static_argnums=0)  # the spec is hashed by identity
+_to_unconstrained = jax.jit(ParameterSpec.to_unconstrained, static_argnums=0)

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("kernels", ("coherence", "properties", "metrics", "halo_profiles", "fmissing.derivation")),
     ("models", ("fmissing.models", "curves.inputs", "curves.nuisance", "curves.models", "curves.baselines",
                 "curves.unified", "curves.halos", "mock")),
-    ("objective", ("fmissing.objective", "curves.likelihood", "curves.objective")),
+    ("objective", ("fmissing.objective", "fmissing.union", "curves.likelihood", "curves.objective")),
     ("solvers", ("solvers.*", "uncertainty", "fitresult")),
     ("fit", ("fmissing.fitting", "fmissing.crossval", "fmissing.reproduce", "curves.fitting", "curves.galaxy_starts",
              "curves.errors", "curves.result", "curves.tables", "curves.convergence", "curves.laplace")),

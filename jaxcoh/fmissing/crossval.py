@@ -11,12 +11,14 @@ import numpy as np
 from jax import Array
 
 from ..metrics import pearson_r, rms, spearman_rho
+from ..solvers import solve
+from ..solvers.common import jit_with_options
 from ..tracecache import persistent
 from .derivation import FMissing
-from ..solvers.common import jit_with_options
 from .fitting import FitSettings, best_of_starts, solve_starts_and_weights, starts
 from .models import Model, get_model
 from .objective import FitData, as_fit_data
+from .union import ModelUnion
 
 
 @dataclasses.dataclass
@@ -53,25 +55,76 @@ def fold_weights(sample: np.ndarray, n_folds: int, n_repeats: int, seed: int) ->
     return held
 
 
-@persistent(("model", "solver", "options"))  # traced once, kept between processes with the compiled program
-@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
-def _cv_core(model, solver, options, z0, data: FitData, held: Array):
+def _train_weights(data: FitData, held: Array) -> Array:
+    """``[R F, g]`` the weights of every fold's fit: the sample less the fold's held-out galaxies."""
     n_rep, n_fold, g = held.shape
-    train = (data.sample[None, None, :] & ~held).reshape(n_rep * n_fold, g).astype(data.target.dtype)
-    res = solve_starts_and_weights(model, solver, options, z0, data, train)
-    _, best = best_of_starts(res)
-    values = jax.vmap(model.parameters.to_values)(best.z)
-    F_pred = jax.vmap(lambda v: model.predict(v, data.x))(values).reshape(n_rep, n_fold, g)
-    held_pred = jnp.sum(jnp.where(held, F_pred, 0.0), axis=1)  # each galaxy held out exactly once per repeat
-    ok = data.sample[None, :] & jnp.isfinite(held_pred) & (held_pred > 0)
+    return (data.sample[None, None, :] & ~held).reshape(n_rep * n_fold, g).astype(data.target.dtype)
+
+
+def _held_out_scores(F_pred: Array, best_loss: Array, data: FitData, held: Array, train: Array):
+    """Per repeat ``(RMS, Pearson r, Spearman rho)`` of the held-out predictions, and every fold fit's in-sample
+    RMS, from each fold fit's predictions ``F_pred [R F, g]`` and loss ``[R F]``."""
+    n_rep, n_fold, g = held.shape
+    held_pred = jnp.sum(jnp.where(held, F_pred.reshape(n_rep, n_fold, g), 0.0), axis=1)  # each galaxy held out
+    ok = data.sample[None, :] & jnp.isfinite(held_pred) & (held_pred > 0)  # exactly once per repeat
 
     def per_repeat(pred, okr):
         return (rms(pred - data.target, okr), pearson_r(pred, data.target, okr), spearman_rho(pred, data.target, okr))
 
-    ok_r = ok & jnp.any(held, axis=1)
-    out = jax.vmap(per_repeat)(held_pred, ok_r)
-    train_rms = jnp.sqrt(best.loss / jnp.sum(train, axis=1))
-    return out, train_rms
+    out = jax.vmap(per_repeat)(held_pred, ok & jnp.any(held, axis=1))
+    return out, jnp.sqrt(best_loss / jnp.sum(train, axis=1))
+
+
+@persistent(("model", "solver", "options"))  # traced once, kept between processes with the compiled program
+@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
+def _cv_core(model, solver, options, z0, data: FitData, held: Array):
+    train = _train_weights(data, held)
+    _, best = best_of_starts(solve_starts_and_weights(model, solver, options, z0, data, train))
+    F_pred = jax.vmap(lambda z: model.predict(model.parameters.to_values(z), data.x))(best.z)
+    return _held_out_scores(F_pred, best.loss, data, held, train)
+
+
+@persistent(("union", "solver", "options"))
+@jit_with_options(static_argnames=("union", "solver"), options_argnames=("options",))
+def fit_and_cross_validate(union: ModelUnion, solver: str, options, index: Array, z_fit: Array, z_cv: Array,
+                           data: FitData, held: Array):
+    """The global fit and the cross-validation of the model at ``index`` of ``union``, in one program that every
+    model of the union shares: the fit's starts ``z_fit [S, width]`` (unit weights) and every fold's starts ``z_cv
+    [C, width]`` (the fold's training weights, ``held [R, F, g]`` as in :func:`cross_validate`) solved side by side
+    as one flat batch of start-and-weights lanes. Returns the fit's :class:`SolverResult` ``[S]`` and the
+    cross-validation's scores (:func:`_held_out_scores`). The same numbers as :func:`jaxcoh.fmissing.fit` and
+    :func:`cross_validate` with these starts, at one compilation for the union instead of two per model."""
+    train = _train_weights(data, held)
+    n_cv = train.shape[0] * z_cv.shape[0]
+    z = jnp.concatenate([z_fit, jnp.tile(z_cv, (train.shape[0], 1))])
+    w = jnp.concatenate([jnp.ones((z_fit.shape[0], train.shape[1]), train.dtype),
+                         jnp.repeat(train, z_cv.shape[0], axis=0)])
+
+    def one(zz, ww):
+        return solve(solver, zz, ww, residual_fn=lambda a, b: union.unconstrained_residuals(index, a, data, b),
+                     options=options)
+
+    res = jax.vmap(one)(z, w)
+    fit_res = jax.tree_util.tree_map(lambda a: a[: z_fit.shape[0]], res)
+    cv_res = jax.tree_util.tree_map(lambda a: a[z_fit.shape[0]:].reshape(train.shape[0], n_cv // train.shape[0],
+                                                                         *a.shape[1:]), res)
+    _, best = best_of_starts(cv_res)
+    F_pred = jax.vmap(lambda zz: union.switch(index, lambda m, v, x: m.predict(m.parameters.to_values(v), x), zz,
+                                              data.x))(best.z)
+    return fit_res, _held_out_scores(F_pred, best.loss, data, held, train)
+
+
+def cross_validation(scores, n_folds: int, n_repeats: int) -> CrossValidation:
+    """The :class:`CrossValidation` of a program's scores (:func:`_held_out_scores`)."""
+    (rms_r, r_r, rho_r), train_rms = scores
+    rms_r, r_r, rho_r = (np.asarray(a, dtype=np.float64) for a in (rms_r, r_r, rho_r))
+    return CrossValidation(
+        rms=float(rms_r.mean()), rms_std=float(rms_r.std(ddof=1)) if n_repeats > 1 else math.nan,
+        r=float(r_r.mean()), r_std=float(r_r.std(ddof=1)) if n_repeats > 1 else math.nan,
+        spearman=float(rho_r.mean()), n_folds=n_folds, n_repeats=n_repeats,
+        train_rms=float(np.mean(np.asarray(train_rms))),
+        per_repeat_rms=rms_r.tolist(), per_repeat_r=r_r.tolist(),
+    )
 
 
 def cross_validate(
@@ -88,12 +141,4 @@ def cross_validate(
     data = as_fit_data(fm)
     held = jnp.asarray(fold_weights(np.asarray(data.sample), n_folds, n_repeats, settings.seed))
     z0 = starts(model, settings, data.target.dtype)
-    (rms_r, r_r, rho_r), train_rms = _cv_core(model, settings.solver, settings.options, z0, data, held)
-    rms_r, r_r, rho_r = (np.asarray(a, dtype=np.float64) for a in (rms_r, r_r, rho_r))
-    return CrossValidation(
-        rms=float(rms_r.mean()), rms_std=float(rms_r.std(ddof=1)) if n_repeats > 1 else math.nan,
-        r=float(r_r.mean()), r_std=float(r_r.std(ddof=1)) if n_repeats > 1 else math.nan,
-        spearman=float(rho_r.mean()), n_folds=n_folds, n_repeats=n_repeats,
-        train_rms=float(np.mean(np.asarray(train_rms))),
-        per_repeat_rms=rms_r.tolist(), per_repeat_r=r_r.tolist(),
-    )
+    return cross_validation(_cv_core(model, settings.solver, settings.options, z0, data, held), n_folds, n_repeats)

@@ -25,7 +25,8 @@ from ..tracecache import persistent
 from ..uncertainty import ErrorAnalysis, hessian_errors, is_log_coordinate
 from .derivation import FMissing
 from .models import Model, get_model
-from .objective import FitData, as_fit_data, diagnose, evaluate_compiled, model_residuals, unconstrained_residuals
+from .objective import FitData, as_fit_data, diagnose, model_residuals, unconstrained_residuals
+from .union import ModelUnion, evaluate_compiled, nll_hessian, union_of
 
 
 class FitSettings(NamedTuple):
@@ -70,11 +71,12 @@ def starts(model: Model, settings: FitSettings, dtype, init: Mapping[str, float]
     ``n_starts - 1`` Sobol points over the bounds (log-uniform for scale parameters), drawn with ``settings.seed``."""
     spec = model.parameters
     n_starts, seed = settings.n_starts, settings.seed
-    first = spec.to_unconstrained({k: jnp.asarray(v, dtype) for k, v in (init or {p.name: p.init for p in spec}).items()})
+    first = spec.to_unconstrained_compiled({k: np.asarray(v, dtype)
+                                            for k, v in (init or {p.name: p.init for p in spec}).items()})
     if n_starts <= 1:
-        return {k: v[None] for k, v in first.items()}
+        return {k: jnp.asarray(v)[None] for k, v in first.items()}
     design = spec.design(n_starts - 1, seed=seed, dtype=dtype)
-    return {k: jnp.concatenate([first[k][None], design[k]]) for k in spec.names}
+    return {k: jnp.asarray(np.concatenate([np.asarray(first[k])[None], np.asarray(design[k])])) for k in spec.names}
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -106,23 +108,32 @@ def fit(
     t0 = time.perf_counter()
     model = get_model(model)
     data = as_fit_data(fm)
-    dtype = data.target.dtype
-    w = jnp.ones_like(data.target) if weights is None else jnp.asarray(weights, dtype)
-    z0 = starts(model, settings, dtype, init)
+    w = jnp.ones_like(data.target) if weights is None else jnp.asarray(weights, data.target.dtype)
+    z0 = starts(model, settings, data.target.dtype, init)
     res = jax.tree_util.tree_map(lambda a: a[0], solve_batch(model, settings.solver, settings.options, z0, data,
                                                              w[None]))
-    loss = np.where(np.isfinite(np.asarray(res.loss)), np.asarray(res.loss), np.inf)
+    return fit_result(model, data, settings, z0, w, res, t0=t0, names=names)
+
+
+def fit_result(model: Model, data: FitData, settings: FitSettings, z0: Mapping[str, Array], weights: Array,
+               res: SolverResult, *, t0: float, names: Sequence[str] | None = None,
+               union: ModelUnion | None = None) -> FMissingFit:
+    """The :class:`FMissingFit` of the solves ``res [S]`` from the starts ``z0`` (``{name: [S]}``): the best start
+    analysed (metrics, errors, degeneracies) with the programs of ``union`` (default: the model's own)."""
+    union = union_of(model) if union is None else union
+    res = jax.device_get(res)  # on the host: picking the best start is indexing, not programs to compile
+    loss = np.where(np.isfinite(res.loss), res.loss, np.inf)
     if not np.isfinite(loss).any():
         first = {k: v[0] for k, v in z0.items()}
         raise FloatingPointError(f"{model.name}: every one of the {settings.n_starts} starts gave a non-finite loss; "
-                                 + "; ".join(diagnose(model, first, data, w, names)
+                                 + "; ".join(diagnose(model, first, data, weights, names)
                                              or ["finite at the first start: the solver diverged"]))
     i = int(np.argmin(loss))
     best = jax.tree_util.tree_map(lambda a: a[i], res)
-    values = model.parameters.to_values(best.z)
-    metrics = {k: float(v) for k, v in evaluate_compiled(model, values, data, w).items()}
-    n_eff = float(jnp.sum(jnp.where(data.sample, w, 0.0)))
-    errors = least_squares_errors(model, values, data, w, loss[i], n_eff)
+    values = model.parameters.to_values_compiled(best.z)
+    metrics = {k: float(v) for k, v in evaluate_compiled(union, model, values, data, weights).items()}
+    n_eff = float(jnp.sum(jnp.where(data.sample, weights, 0.0)))
+    errors = least_squares_errors(model, values, data, weights, loss[i], n_eff, union=union)
     return FMissingFit(
         model=model.name,
         params={k: float(v) for k, v in values.items()},
@@ -132,7 +143,7 @@ def fit(
         errors=errors,
         n_iter=int(best.n_iter),
         n_starts=settings.n_starts,
-        dtype=precision_name(dtype),
+        dtype=precision_name(data.target.dtype),
         wall_s=time.perf_counter() - t0,
         loss=float(loss[i]),
         solver=settings.solver,
@@ -141,8 +152,12 @@ def fit(
     )
 
 
-def least_squares_errors(model: Model, values, data: FitData, weights, ssr: float, n_eff: float) -> ErrorAnalysis:
-    """Hessian errors of a least-squares fit: ``nll = SSR / (2 s^2)`` with ``s^2 = SSR_min / (n - p)``."""
+def least_squares_errors(model: Model, values, data: FitData, weights, ssr: float, n_eff: float,
+                         union: ModelUnion | None = None) -> ErrorAnalysis:
+    """Hessian errors of a least-squares fit: ``nll = SSR / (2 s^2)`` with ``s^2 = SSR_min / (n - p)``; the Hessian
+    from the program of ``union`` (default: the model's own), in hessian_errors' coordinates (logarithmic for
+    positive parameters)."""
+    union = union_of(model) if union is None else union
     p = len(model.parameters)
     s2 = ssr / max(n_eff - p, 1.0)
 
@@ -150,22 +165,11 @@ def least_squares_errors(model: Model, values, data: FitData, weights, ssr: floa
         return jnp.sum(model_residuals(model, v, data, weights) ** 2) / (2 * s2)
 
     values = {k: float(v) for k, v in values.items()}
-    # The Hessian compiled in one program (hessian_errors would run jax.hessian op by op: ~150 tiny compilations on
-    # a first run), in hessian_errors' coordinates: logarithmic for positive parameters.
     x = np.array([values[n] for n in model.parameters.names])
-    log = tuple(is_log_coordinate(model.parameters, n, v) for n, v in zip(model.parameters.names, x, strict=True))
+    log = np.array([is_log_coordinate(model.parameters, n, v) for n, v in zip(model.parameters.names, x, strict=True)])
     dtype = jnp.result_type(float)
-    q0 = jnp.asarray(np.where(log, np.log(np.where(log, x, 1.0)), x), dtype)
-    H = _nll_hessian(model, log, q0, data, weights, jnp.asarray(s2, dtype))
-    return hessian_errors(nll, values, model.parameters, model.derived, hessian=np.asarray(H))
-
-
-@persistent(("model", "log"))
-@functools.partial(jax.jit, static_argnames=("model", "log"))
-def _nll_hessian(model: Model, log: tuple[bool, ...], q0: Array, data: FitData, weights: Array, s2: Array) -> Array:
-    def nll(q):
-        v = jnp.where(jnp.asarray(log), jnp.exp(q), q)
-        return jnp.sum(model_residuals(model, {n: v[i] for i, n in enumerate(model.parameters.names)}, data,
-                                       weights) ** 2) / (2 * s2)
-
-    return jax.hessian(nll)(q0)
+    q = np.where(log, np.log(np.where(log, x, 1.0)), x)
+    pad = union.width - p
+    H = nll_hessian(union, union.index(model), jnp.asarray(np.pad(log, (0, pad))),
+                    jnp.asarray(np.pad(q, (0, pad)), dtype), data, weights, jnp.asarray(s2, dtype))
+    return hessian_errors(nll, values, model.parameters, model.derived, hessian=np.asarray(H)[:p, :p])

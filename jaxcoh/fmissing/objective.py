@@ -7,7 +7,6 @@ positive; the reported RMS is ``sqrt(loss / sum(weights))``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -88,19 +87,9 @@ def _metrics(F_pred: Array, data: FitData, weights: Array | None) -> dict:
     }
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def predict(model: Model, values: Mapping[str, Array], data: FitData) -> Array:
-    """``F_pred [g]`` of ``model`` at ``values``, compiled (one small program per model)."""
-    return model.predict(values, data.x)
-
-
+# The metrics as one program shared by every model (their sort for Spearman's ranks costs more to compile than most
+# predictions): :func:`jaxcoh.fmissing.union.evaluate_compiled`.
 _metrics_compiled = jax.jit(_metrics)
-
-
-def evaluate_compiled(model: Model, values: Mapping[str, Array], data: FitData, weights: Array) -> dict:
-    """:func:`evaluate` as two compiled programs: the model's prediction, and the metrics, one program shared by
-    every model (the metrics, with their sort for Spearman's ranks, cost more to compile than most predictions)."""
-    return _metrics_compiled(predict(model, values, data), data, weights)
 
 
 def diagnose(model: Model, z: Mapping[str, Array], data: FitData, weights: Array | None = None,

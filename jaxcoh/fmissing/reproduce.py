@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
@@ -13,11 +14,12 @@ from ..catalog import Catalog
 from ..coherence import Hyperparameters
 from ..config import precision_name
 from ..seed import SEED_FITS
-from .crossval import cross_validate
+from .crossval import cross_validation, fit_and_cross_validate, fold_weights
 from .derivation import FMissing, derive_f_missing, f_missing_table
-from .fitting import FitSettings, fit
+from .fitting import FitSettings, fit_result, starts
 from .models import get_model
-from .objective import evaluate_compiled, fit_data, predict
+from .objective import fit_data
+from .union import ModelUnion, evaluate_compiled, predict
 
 SEED_MODELS = tuple(SEED_FITS)
 
@@ -55,25 +57,36 @@ def reproduce(
         "models": {},
     }
 
+    # Every model's fit and cross-validation run the same programs (:class:`ModelUnion`): compiled once, not twice
+    # per model (a first run's compilation was most of its time).
+    union = ModelUnion(tuple(get_model(name) for name in models))
+    held = jnp.asarray(fold_weights(np.asarray(data.sample), cv_folds, cv_repeats, cv_settings.seed))
+
     def one(name: str) -> tuple[dict, pd.DataFrame]:
         model = get_model(name)
+        i = union.index(model)
         entry: dict = {"formula": model.formula}
         published = SEED_FITS.get(name)
         if published is not None:
             entry["seed"] = {"params": published["params"], "rms": published["rms"], "r": published["r"]}
-            at = evaluate_compiled(model, {k: jnp.asarray(v, catalog.dtype) for k, v in published["params"].items()},
-                                   data, ones)
+            at = evaluate_compiled(union, model, published["params"], data, ones)
             entry["at_seed_params"] = {k: float(v) for k, v in at.items()}
-        result = fit(model, data, settings, names=list(catalog.names))
+        t0 = time.perf_counter()  # the fit's wall time includes the cross-validation solved beside it
+        z_fit = starts(model, settings, catalog.dtype)
+        z_cv = starts(model, cv_settings, catalog.dtype)
+        res, scores = fit_and_cross_validate(union, settings.solver, settings.options, i, union.pack(model, z_fit),
+                                             union.pack(model, z_cv), data, held)
+        res = res._replace(z=union.unpack(model, res.z))
+        result = fit_result(model, data, settings, z_fit, ones, res, t0=t0, names=list(catalog.names), union=union)
         entry["fit"] = result.to_dict()
-        F_pred = np.asarray(predict(model, {k: jnp.asarray(v, catalog.dtype) for k, v in result.params.items()}, data))
+        F_pred = np.asarray(predict(union, i, union.pack(model, {k: np.asarray(v, catalog.dtype)
+                                                                 for k, v in result.params.items()}), data))
         keep = np.asarray(data.sample)
         prediction = pd.DataFrame({"galaxy": np.asarray(list(catalog.names), dtype=object)[keep], "model": name,
                                    "F_missing": np.asarray(data.target)[keep], "F_pred": F_pred[keep]})
         if published is not None:
             entry["fit"]["rms_minus_seed_rms"] = result.metrics["rms"] - entry["at_seed_params"]["rms"]
-        cv = cross_validate(model, data, cv_settings, n_folds=cv_folds, n_repeats=cv_repeats)
-        entry["cv"] = cv.to_dict()
+        entry["cv"] = cross_validation(scores, cv_folds, cv_repeats).to_dict()
         return entry, prediction
 
     predictions = []
