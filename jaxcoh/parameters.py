@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from .sobol import sobol_points
+
 _EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-15}
 
 
@@ -195,11 +197,9 @@ class ParameterSpec(Sequence[Parameter]):
         Returns unconstrained values ``{name: [n]}``. Scale parameters are spread uniformly in log space, which is
         what lets a multi-start search find optima that a linear-space differential evolution misses.
         """
-        from scipy.stats import qmc  # host-side design generation only
-
         shared = [p for p in self._params if not p.per_galaxy]
-        if shared:  # draw the next power of two (Sobol's balanced sizes) and keep the first n
-            u = qmc.Sobol(len(shared), scramble=True, seed=seed).random_base2(max(0, math.ceil(math.log2(n))))[:n]
+        if shared:
+            u = sobol_points(len(shared), n, seed)
         else:
             u = np.zeros((n, 0))
         return {p.name: jnp.asarray(p.unit_to_unconstrained(u[:, j]), dtype=dtype) for j, p in enumerate(shared)}

@@ -18,7 +18,7 @@ MAX_LINES = 450
 # fails the test, so a new module has to be placed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("version", "config", "constants", "numerics", "registry", "parameters", "results", "resumable",
-              "tracecache", "compilation_cache", "seed", "progress")),
+              "tracecache", "compilation_cache", "seed", "progress", "sobol")),
     ("data", ("catalog", "sparc", "sparc_layout", "selection", "sharding")),
     ("kernels", ("coherence", "properties", "metrics", "halo_profiles", "fmissing.derivation")),
     ("models", ("fmissing.models", "curves.inputs", "curves.nuisance", "curves.models", "curves.baselines",

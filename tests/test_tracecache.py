@@ -224,3 +224,26 @@ def test_stored_files_hold_no_code():
     with pytest.raises(tracecache.Rejected):  # a registered dataclass named as a NamedTuple
         tracecache.rebuild_tree({"node": "namedtuple", "module": "jaxcoh.properties", "qualname": "GalaxyProperties",
                                  "children": []})
+
+
+def test_sobol_points_are_scipys_and_are_kept_with_the_compiled_programs(tmp_path, monkeypatch):
+    """The starts' Sobol points are scipy's; with the persistent cache on they are stored at the first draw and read
+    back afterwards (scipy.stats, a second to import, is then not needed); a damaged file is drawn again."""
+    from scipy.stats import qmc
+
+    from jaxcoh import sobol
+
+    want = qmc.Sobol(3, scramble=True, seed=5).random_base2(5)[:20]
+    monkeypatch.setattr(sobol, "_cache_root", lambda: None)
+    np.testing.assert_array_equal(sobol.sobol_points(3, 20, 5), want)
+    assert not list(tmp_path.rglob("*"))
+    monkeypatch.setattr(sobol, "_cache_root", lambda: str(tmp_path))
+    np.testing.assert_array_equal(sobol.sobol_points(3, 20, 5), want)
+    (stored,) = tmp_path.rglob("*.npy")
+    with monkeypatch.context() as m:  # read back: scipy is not asked again
+        m.setattr(qmc, "Sobol", lambda *a, **k: pytest.fail("drawn again"))
+        np.testing.assert_array_equal(sobol.sobol_points(3, 20, 5), want)
+        np.testing.assert_array_equal(sobol.sobol_points(3, 17, 5), want[:17])  # the same power of two
+    stored.write_bytes(b"not an array")
+    np.testing.assert_array_equal(sobol.sobol_points(3, 20, 5), want)
+    np.testing.assert_array_equal(np.load(stored), qmc.Sobol(3, scramble=True, seed=5).random_base2(5))

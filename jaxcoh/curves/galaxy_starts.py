@@ -20,13 +20,13 @@ vanishes, the Gauss-Newton step stays finite.)
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..sobol import sobol_points
 from ..solvers import SolverOptions, solve
 from ..solvers.common import jit_with_options
 from .convergence import BOUND_U, STATIONARITY_TOL
@@ -55,11 +55,9 @@ class GalaxyStarts(NamedTuple):
 
 def start_design(model: CurveModel, data: CurveData, opts: Likelihood, n: int, seed: int) -> dict:
     """``n`` starts of every galaxy's own parameters, unconstrained ``{group: {name: [n, g]}}``."""
-    from scipy.stats import qmc  # host-side design generation only
-
     kinds = per_galaxy_groups(model, opts)
     cat = data.cat
-    u = qmc.Sobol(len(kinds), scramble=True, seed=seed).random_base2(max(0, math.ceil(math.log2(n))))[:n]
+    u = sobol_points(len(kinds), n, seed)
     out: dict = {"local": {}, **({"nuisance": {}} if opts.nuisance else {})}  # the layout of z
     for j, (group, p) in enumerate(kinds):
         uj = jnp.asarray(u[:, j], cat.dtype)[:, None]  # the same design point for every galaxy, in its own units
