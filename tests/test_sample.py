@@ -259,3 +259,28 @@ def test_command_defaults_are_the_api_defaults():
                             ("target_accept", "target_accept"), ("max_tree_depth", "max_tree_depth"),
                             ("seed", "seed"), ("start", "start")):
         assert defaults[cli_name] == getattr(api, field), cli_name
+
+
+def test_the_chains_start_at_the_joint_maximum_whatever_the_marginal_of_the_fit(monkeypatch):
+    """The sampler starts at the mode of the posterior it samples, the joint one: `marginal="auto"` (Laplace steps
+    beyond 1000 galaxies) is resolved to the joint MAP before the start's fit; an explicit "laplace" is kept."""
+    import jaxcoh
+    from jaxcoh.curves import sampling
+    from jaxcoh.curves.fitting import CurveSettings
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fit(model, cat, settings):
+        seen.append(settings.marginal)
+        raise Stop
+
+    monkeypatch.setattr(sampling, "fit", fit)
+    cat = jaxcoh.mock_catalog(3, seed=1, n_max=8)
+    for marginal in ("auto", "laplace"):
+        with pytest.raises(Stop):
+            sampling.sample_curves("rar", cat, sampling.SampleSettings(n_chains=1, n_warmup=1, n_draws=1),
+                                   CurveSettings(errors=False, marginal=marginal))
+    assert seen == ["joint", "laplace"]

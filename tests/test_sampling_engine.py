@@ -181,7 +181,8 @@ def test_warnings_fire_on_a_bad_run(diagonal_run):
 
 
 def test_seed_forms_init_scale_and_vectorized_chains(diagonal_run):
-    """Reuses the compiled warm-up and chunk programs (same static settings); compiles only the vectorized chunk."""
+    """Reuses the compiled warm-up and chunk programs (same static settings); compiles the sequential and vectorized
+    chunks, which the default (chains in threads, one compiled single-chain program) must agree with."""
     kw = dict(n_chains=N_CHAINS, n_warmup=N_WARMUP, mass_matrix="diagonal")
     by_int = nuts.warmup(logdensity, POSITION0, seed=7, **kw)
     by_key = nuts.warmup(logdensity, POSITION0, seed=jax.random.key(7), **kw)
@@ -191,10 +192,13 @@ def test_seed_forms_init_scale_and_vectorized_chains(diagonal_run):
 
     result, _ = diagonal_run
     start = result.state._replace(n_done=jnp.asarray(0, jnp.int32))
-    _, seq, _ = nuts.sample_chunk(logdensity, start, CHUNK, chain_method="sequential")  # the fixture's program
+    assert nuts.DEFAULT_CHAIN_METHOD == "threads"
+    _, threads, _ = nuts.sample_chunk(logdensity, start, CHUNK)  # the fixture's program
+    _, seq, _ = nuts.sample_chunk(logdensity, start, CHUNK, chain_method="sequential")
     _, vec, vec_stats = nuts.sample_chunk(logdensity, start, CHUNK, chain_method="vectorized")
     # same keys, same arithmetic up to round-off: the first draw agrees (later ones may part ways, NUTS is chaotic)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-9, atol=1e-9), seq, vec)
+    for other in (seq, vec):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-9, atol=1e-9), threads, other)
     assert vec_stats.lp.shape == (N_CHAINS, CHUNK) and np.isfinite(vec_stats.lp).all()
 
 

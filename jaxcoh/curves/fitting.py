@@ -24,7 +24,7 @@ from ..solvers.common import jit_with_options
 from .convergence import Convergence, assess
 from .errors import curve_errors
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
-from .laplace import Laplace, choose_marginal, laplace_profile
+from .laplace import Laplace, choose_marginal, format_shift, laplace_profile
 from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, prepare, residuals,
                          split)
 from .models import CurveModel, get_model
@@ -261,7 +261,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         z, laplace = laplace_profile(model, opts, lm, best.z, data)
         best = best._replace(z=z, loss=jax.jit(objective, static_argnums=(1, 3))(z, model, data, opts))
         log.info(f"{model.name}: Laplace marginal after {laplace.iterations} Newton steps, shared parameters moved "
-                 + ", ".join(f"{k} {v:+.2f}" for k, v in laplace.shift_in_stderr.items()) + " standard errors")
+                 + format_shift(laplace.shift_in_stderr) + " standard errors")
     convergence, n_params = assess(model, best.z, data, opts, float(best.change),
                                    shared_step=None if laplace is None else laplace.step_in_stderr)
     status = Status(int(best.status))

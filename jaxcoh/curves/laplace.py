@@ -105,6 +105,13 @@ class Laplace(NamedTuple):
         return self._asdict()
 
 
+
+def format_shift(shift_in_stderr: dict[str, float]) -> str:
+    """``"g_dagger +0.12, ..."``: how far the Laplace solution moved each shared parameter from the joint MAP, in
+    standard errors (the fit's log line and its printed summary)."""
+    return ", ".join(f"{k} {v:+.2f}" for k, v in shift_in_stderr.items())
+
+
 def _log_det_term(model: CurveModel, opts: Likelihood, s: Array, L: Array, data: CurveData, include: Array
                   ) -> tuple[Array, Array]:
     """``(D, ok [g])``: ``D = 1/2 sum_g ln det H_g^q`` over the galaxies ``include`` keeps whose block ``H_g`` (exact

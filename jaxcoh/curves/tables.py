@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..catalog import Catalog
 from ..constants import KMS2_PER_KPC_TO_MS2
+from .laplace import format_shift
 from .nuisance import Nuisance, apply_nuisance
 from .result import CurveFit
 
@@ -88,7 +89,7 @@ def format_fit(result: dict) -> str:
     lap = result.get("laplace")
     if lap:
         lines.append(f"shared parameters from the Laplace marginal ({lap['iterations']} Newton steps from the joint "
-                     "MAP, moved " + ", ".join(f"{k} {v:+.2f}" for k, v in lap["shift_in_stderr"].items())
+                     "MAP, moved " + format_shift(lap["shift_in_stderr"])
                      + " standard errors)")
     for k, v in result["params"].items():
         e = result["stderr"].get(k, math.nan)
