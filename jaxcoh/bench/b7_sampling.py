@@ -95,8 +95,9 @@ def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix: str | 
                    target_accept=defaults.target_accept)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     g = np.asarray(RAR.shared["g_dagger"].to_value(res.draws["shared"]["g_dagger"]))
-    return {"wall_s": wall, "cpu_s": cpu, "ess": _ess(g), "g_dagger": g, "divergences": int(np.sum(res.stats.diverging)),
-            "grad_evals": int(np.sum(res.stats.n_steps)), "step_size": np.asarray(res.state.step_size).tolist()}
+    return {"wall_s": wall, "cpu_s": cpu, "ess": _ess(g), "g_dagger": g,
+            "divergences": int(np.sum(res.stats.diverging)), "grad_evals": int(np.sum(res.stats.n_steps)),
+            "step_size": np.asarray(res.state.step_size).tolist()}
 
 
 def run_numpyro(flat, map_values, n_chains, n_warmup, n_draws, seed) -> dict:
@@ -132,7 +133,6 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str | None = None)
     from ..curves.posterior import log_density
     from ..curves.sampling import SampleSettings
     from ..sampling.nuts import DEFAULT_CHAIN_METHOD
-
     from .baselines import numpyro_rar  # numpyro: the bench extra, imported only when B7 runs
 
     mass_matrix = mass_matrix or SampleSettings().mass_matrix  # jaxcoh's side: the defaults of `jaxcoh sample`

@@ -69,8 +69,8 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import os
-import threading
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
