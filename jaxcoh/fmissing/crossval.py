@@ -92,8 +92,9 @@ def fit_and_cross_validate(union: ModelUnion, solver: str, options, index: Array
     model of the union shares: the fit's starts ``z_fit [S, width]`` (unit weights) and every fold's starts ``z_cv
     [C, width]`` (the fold's training weights, ``held [R, F, g]`` as in :func:`cross_validate`) solved side by side
     as one flat batch of start-and-weights lanes. Returns the fit's :class:`SolverResult` ``[S]`` and the
-    cross-validation's scores (:func:`_held_out_scores`). The same numbers as :func:`jaxcoh.fmissing.fit` and
-    :func:`cross_validate` with these starts, at one compilation for the union instead of two per model."""
+    cross-validation's scores (:func:`_held_out_scores`). The numbers of :func:`jaxcoh.fmissing.fit` and
+    :func:`cross_validate` with these starts, to rounding (the padded program rounds differently), at one
+    compilation for the union instead of two per model."""
     train = _train_weights(data, held)
     n_cv = train.shape[0] * z_cv.shape[0]
     z = jnp.concatenate([z_fit, jnp.tile(z_cv, (train.shape[0], 1))])
