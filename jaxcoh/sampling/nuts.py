@@ -34,9 +34,10 @@ also ~2x slower vectorized (first call 24 s vs 12 s here).
 ``"threads"`` (:class:`_ThreadedChains`, the default): every chain a call of one compiled single-chain program, the
 calls side by side in threads (XLA runs a call without the GIL), so the chains use every core where one chain uses
 one.  Measured on B7's workload (SPARC's RAR with nuisance and sigma_int, arrowhead mass matrix, 2 chains x (250
-warm-up + 250 draws), compiled programs reused, idle 2-core VM): 6.9 and 7.1 s of wall time against 13.1 and 13.3 s
-sequential, at the same CPU time (13.5-13.9 s against 13.1-13.3 s), and 20 s of compilation against 35 s (one
-chain's program is smaller than the ``lax.map`` of it). Chains in threads compute what they compute sequentially
+warm-up + 250 draws), compiled programs reused, idle 2-core VM): 6.6-7.1 s of wall time against 13.1 and 13.3 s
+sequential, at the same CPU time (12.9-13.9 s against 13.1-13.3 s), and 20 s of compilation against 35 s (one
+chain's program is smaller than the ``lax.map`` of it); 10.0 s in two runs where the chains' programs used XLA's
+multithreaded Eigen pool, which each chain's program now leaves alone (:data:`THREADED_OPTIONS`). Chains in threads compute what they compute sequentially
 up to round-off (NUTS then parts ways: another seed's draws, not worse ones).  The structured metric's extra matrix-vector products
 cost more per gradient than the diagonal one on this cheap target (a costlier log-density dilutes that).
 
@@ -160,11 +161,21 @@ class _ThreadedChains:
                tuple((a.shape, a.dtype, getattr(a, "weak_type", False)) for a in jax.tree.leaves(per_chain[0])))
         with self._lock:  # compiled once before the threads start (two first calls would both compile)
             if key not in self._compiled:
-                self._compiled[key] = self._jitted.lower(*per_chain[0]).compile()
+                self._compiled[key] = self._jitted.lower(*per_chain[0]).compile(compiler_options=THREADED_OPTIONS)
         run = self._compiled[key]
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(n, os.cpu_count() or 1)) as pool:
-            outs = list(pool.map(lambda a: run(*a), per_chain))
+            # each thread waits for its chain: returning at dispatch (JAX's asynchronous dispatch) let the backend run
+            # the chains one after another (measured in B7's process: 12.6 s of wall time for 12.7 s of CPU; 7.6 s
+            # for 14.8 s waiting)
+            outs = list(pool.map(lambda a: jax.block_until_ready(run(*a)), per_chain))
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+
+# XLA's multithreaded Eigen kernels (its dots and matrix products on CPU) share one intra-op pool, in which chains in
+# threads wait for each other: on B7's workload (the docstring's) 10.0 s of wall time with it, 6.6-6.9 s without
+# (CPU 13.1 and 12.9-13.6 s), with the same draws. A code-generation option of each chain's program: other programs
+# keep the pool.
+THREADED_OPTIONS = {"xla_cpu_multi_thread_eigen": False}
 
 
 def _program(fn: Callable, chain_method: str) -> Callable:
