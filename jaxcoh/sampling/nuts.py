@@ -29,17 +29,18 @@ vectorized 12.2 s, i.e. 28 vs 61 us per gradient.)  ``vmap`` makes one batched `
 longest trajectory of the batch ends and selects between chains at every step; on this CPU that costs 2-2.5x, so
 ``"sequential"`` (``lax.map`` over chains inside one jitted program) was the default.  On a GPU, or with a costly
 log-density, the batched form may win: measure there before changing :data:`DEFAULT_CHAIN_METHOD`.  Compilation is
-also ~2x slower vectorized (first call 24 s vs 12 s here).
+also ~2x slower vectorized (first call 24 s vs 12 s here).  The structured metric's extra matrix-vector products
+cost more per gradient than the diagonal one on this cheap target (a costlier log-density dilutes that).
 
 ``"threads"`` (:class:`_ThreadedChains`, the default): every chain a call of one compiled single-chain program, the
 calls side by side in threads (XLA runs a call without the GIL), so the chains use every core where one chain uses
 one.  Measured on B7's workload (SPARC's RAR with nuisance and sigma_int, arrowhead mass matrix, 2 chains x (250
-warm-up + 250 draws), compiled programs reused, idle 2-core VM): 6.6-7.1 s of wall time against 13.1 and 13.3 s
-sequential, at the same CPU time (12.9-13.9 s against 13.1-13.3 s), and 20 s of compilation against 35 s (one
-chain's program is smaller than the ``lax.map`` of it); 10.0 s in two runs where the chains' programs used XLA's
-multithreaded Eigen pool, which each chain's program now leaves alone (:data:`THREADED_OPTIONS`). Chains in threads compute what they compute sequentially
-up to round-off (NUTS then parts ways: another seed's draws, not worse ones).  The structured metric's extra matrix-vector products
-cost more per gradient than the diagonal one on this cheap target (a costlier log-density dilutes that).
+warm-up + 250 draws), compiled programs reused, idle 2-core VM): 6.6-7.3 s of wall time against 13.1 and 13.3 s
+sequential, at about the same CPU time (12.9-14.1 s against 13.1-13.3 s), and 20 s of compilation against 35 s (one
+chain's program is smaller than the ``lax.map`` of it). Two conditions, each found by a run where the chains did not
+overlap (10-13 s of wall time for as much CPU): each chain's program leaves XLA's multithreaded Eigen pool alone
+(:data:`THREADED_OPTIONS`), and each thread waits for its chain's result. Chains in threads compute what they compute
+sequentially up to round-off (NUTS then parts ways: another seed's draws, not worse ones).
 
 Mass matrices on SPARC RAR, measured (standard cuts: 147 galaxies, nuisance Upsilon/D/i and sigma_int, d = 590;
 MAP start, 2 chains x 400 warm-up, 2 x 200 draws timed after a first 200, compile excluded; the 2-core CPU was shared
