@@ -16,7 +16,7 @@ OPTIONS = (
     *DATA_OPTIONS, *PRECISION_OPTIONS, out_option("sample"),
     Option("model", "rar", "the model whose posterior is sampled", choices=curve_model_names),
     CUTS_OPTION, *LIKELIHOOD_OPTIONS,
-    Option("chains", 4, "chains (run one after another in one compiled program: faster than vmapped on CPU)",
+    Option("chains", 4, "chains (side by side in threads, each a call of one compiled single-chain program)",
            type="int"),
     Option("warmup", 500, "warm-up steps per chain (step size and mass matrix adaptation, Stan's windows)",
            type="int"),
