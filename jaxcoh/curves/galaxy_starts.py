@@ -4,10 +4,10 @@ fixed, and each can be multimodal (a halo's low- and high-concentration solution
 From the joint fit's solution, every galaxy's own and nuisance parameters are refitted from ``K`` starts (the
 solution itself, or the initial values where nothing is shared and no joint solve comes first; then a Sobol design:
 model parameters over their start ranges, nuisance values over +-3 prior standard deviations of each galaxy's own
-priors) with the shared parameters held fixed; each galaxy keeps its best start. The ``K`` solves are a ``lax.map`` of the separable block Levenberg-Marquardt (every galaxy with its own
-damping), so memory is that of one solve. Measured on SPARC with the standard cuts, one start left NFW's UGC02916 at
-objective 211.24 instead of 151.80 (Upsilon_disk 1.14, D 91.7 Mpc, c200 at its bound), which flipped the models'
-ranking by BIC.
+priors) with the shared parameters held fixed; each galaxy keeps its best start. The ``K`` solves are a ``lax.map``
+of the separable block Levenberg-Marquardt (every galaxy with its own damping), so memory is that of one solve.
+Measured on SPARC with the standard cuts, one start left NFW's UGC02916 at objective 211.24 instead of 151.80
+(Upsilon_disk 1.14, D 91.7 Mpc, c200 at its bound), which flipped the models' ranking by BIC.
 
 A galaxy counts as multimodal when two of its starts that have settled end at objectives that differ. Settled: every
 Newton step along one of the galaxy's own coordinates, with the exact diagonal of its Hessian, is below the

@@ -15,10 +15,10 @@ from ..solvers import solve
 from ..solvers.common import jit_with_options
 from ..tracecache import persistent
 from .derivation import FMissing
-from .fitting import FitSettings, best_of_starts, solve_starts_and_weights, starts
+from .fitting import FitSettings, best_of_starts, starts
 from .models import Model, get_model
 from .objective import FitData, as_fit_data
-from .union import ModelUnion
+from .union import ModelUnion, union_of
 
 
 @dataclasses.dataclass
@@ -75,15 +75,6 @@ def _held_out_scores(F_pred: Array, best_loss: Array, data: FitData, held: Array
     return out, jnp.sqrt(best_loss / jnp.sum(train, axis=1))
 
 
-@persistent(("model", "solver", "options"))  # traced once, kept between processes with the compiled program
-@jit_with_options(static_argnames=("model", "solver"), options_argnames=("options",))
-def _cv_core(model, solver, options, z0, data: FitData, held: Array):
-    train = _train_weights(data, held)
-    _, best = best_of_starts(solve_starts_and_weights(model, solver, options, z0, data, train))
-    F_pred = jax.vmap(lambda z: model.predict(model.parameters.to_values(z), data.x))(best.z)
-    return _held_out_scores(F_pred, best.loss, data, held, train)
-
-
 @persistent(("union", "solver", "options"))
 @jit_with_options(static_argnames=("union", "solver"), options_argnames=("options",))
 def fit_and_cross_validate(union: ModelUnion, solver: str, options, index: Array, z_fit: Array, z_cv: Array,
@@ -91,9 +82,9 @@ def fit_and_cross_validate(union: ModelUnion, solver: str, options, index: Array
     """The global fit and the cross-validation of the model at ``index`` of ``union``, in one program that every
     model of the union shares: the fit's starts ``z_fit [S, width]`` (unit weights) and every fold's starts ``z_cv
     [C, width]`` (the fold's training weights, ``held [R, F, g]`` as in :func:`cross_validate`) solved side by side
-    as one flat batch of start-and-weights lanes. Returns the fit's :class:`SolverResult` ``[S]`` and the
-    cross-validation's scores (:func:`_held_out_scores`). The numbers of :func:`jaxcoh.fmissing.fit` and
-    :func:`cross_validate` with these starts, to rounding (the padded program rounds differently), at one
+    as one flat batch of start-and-weights lanes. Returns the fit's :class:`SolverResult` ``[S]`` (``S`` may be 0:
+    :func:`cross_validate` alone) and the cross-validation's scores (:func:`_held_out_scores`). The numbers of
+    :func:`jaxcoh.fmissing.fit` with these starts, to rounding (the padded program rounds differently), at one
     compilation for the union instead of two per model."""
     train = _train_weights(data, held)
     n_cv = train.shape[0] * z_cv.shape[0]
@@ -137,9 +128,11 @@ def cross_validate(
     n_repeats: int = 5,
 ) -> CrossValidation:
     """Repeated k-fold cross-validation by galaxy (folds drawn with ``settings.seed``), all folds, repeats and
-    starts in one jitted call."""
+    starts in one jitted call (:func:`fit_and_cross_validate` without a fit)."""
     model = get_model(model)
     data = as_fit_data(fm)
     held = jnp.asarray(fold_weights(np.asarray(data.sample), n_folds, n_repeats, settings.seed))
-    z0 = starts(model, settings, data.target.dtype)
-    return cross_validation(_cv_core(model, settings.solver, settings.options, z0, data, held), n_folds, n_repeats)
+    union = union_of(model)
+    z0 = union.pack(model, starts(model, settings, data.target.dtype))
+    _, scores = fit_and_cross_validate(union, settings.solver, settings.options, 0, z0[:0], z0, data, held)
+    return cross_validation(scores, n_folds, n_repeats)

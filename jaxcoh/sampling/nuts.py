@@ -145,8 +145,8 @@ def _over_chains(fn: Callable, chain_method: str) -> Callable:
 class _ThreadedChains:
     """``fn`` on each chain, the chains side by side in threads, each a call of one compiled single-chain program.
 
-    XLA runs a call on the calling thread without the GIL, so chains in threads use the cores that one chain leaves
-    idle (a NUTS step is too small for XLA's intra-op parallelism). Written by hand because JAX's ways of running
+    XLA releases the GIL while a call runs, so chains in threads use the cores that one chain leaves idle (a NUTS
+    step is too small for XLA's intra-op parallelism). Written by hand because JAX's ways of running
     programs side by side need one device per program (``pmap``, sharding) and the CPU backend has one device
     unless the process starts with forced host devices."""
 
@@ -162,7 +162,8 @@ class _ThreadedChains:
                tuple((a.shape, a.dtype, getattr(a, "weak_type", False)) for a in jax.tree.leaves(per_chain[0])))
         with self._lock:  # compiled once before the threads start (two first calls would both compile)
             if key not in self._compiled:
-                self._compiled[key] = self._jitted.lower(*per_chain[0]).compile(compiler_options=THREADED_OPTIONS)
+                options = THREADED_OPTIONS if jax.default_backend() == "cpu" else None
+                self._compiled[key] = self._jitted.lower(*per_chain[0]).compile(compiler_options=options)
         run = self._compiled[key]
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(n, os.cpu_count() or 1)) as pool:
             # each thread waits for its chain: returning at dispatch (JAX's asynchronous dispatch) let the backend run
@@ -174,8 +175,8 @@ class _ThreadedChains:
 
 # XLA's multithreaded Eigen kernels (its dots and matrix products on CPU) share one intra-op pool, in which chains in
 # threads wait for each other: on B7's workload (the docstring's) 10.0 s of wall time with it, 6.6-6.9 s without
-# (CPU 13.1 and 12.9-13.6 s), with the same draws. A code-generation option of each chain's program: other programs
-# keep the pool.
+# (CPU 13.1 and 12.9-13.6 s), with the same draws. A CPU code-generation option of each chain's program: other
+# programs keep the pool.
 THREADED_OPTIONS = {"xla_cpu_multi_thread_eigen": False}
 
 
