@@ -266,6 +266,17 @@ def test_arrowhead_metric_matches_its_dense_matrix():
         blocks[np.ix_(li[j], si)] = blocks[np.ix_(si, li[j])] = blocks[np.ix_(li[j], li[j])] = True
     np.testing.assert_allclose(Ce[blocks], C[blocks], atol=0.05 * np.abs(C).max())
 
+    # From a Laplace start the window's co-moments are pooled with n0 draws' worth of the starting metric:
+    # (M2 + n0 C0) / (n - 1 + n0), on the arrowhead blocks (20 draws of C around a prior C0 = I here).
+    few = xs[:20]
+    pooled = jax.jit(lambda xs: ah._welford_final(jax.lax.scan(
+        lambda w, x: (ah._welford_update(w, x[si], x[li]), None), ah._welford_init(k, g, m, jnp.float64), xs)[0],
+        imm, ah.identity(si, li, jnp.float64), 30.0))(few)
+    Cp = dense(*(np.asarray(x) for x in (pooled.L_shared, pooled.A, pooled.L_local)))
+    centred = np.asarray(few) - np.asarray(few).mean(axis=0)
+    want = (centred.T @ centred + 30.0 * np.eye(d)) / (19 + 30.0)
+    np.testing.assert_allclose(Cp[blocks], want[blocks], rtol=1e-10, atol=1e-12)
+
 
 def test_arrowhead_mass_matrix_adapts_and_survives_save_load(tmp_path):
     result = nuts.run_nuts(

@@ -75,16 +75,25 @@ def check_densities(ld_jaxcoh, model, data, opts, flat: dict, z_map: dict, n_poi
             "agree": bool(spread < 1e-6 * max(1.0, float(np.ptp(values_j))))}
 
 
-def _ess(draws: np.ndarray) -> float:
+def _ess(draws: np.ndarray, method: str = "bulk") -> float:
     # arviz through jaxcoh's module, which silences arviz's once-a-day FutureWarning on import
     from ..sampling.posterior import az
 
-    return float(az.ess(np.asarray(draws), method="bulk"))
+    return float(az.ess(np.asarray(draws), method=method))
+
+
+def _ess_all(g_dagger: np.ndarray, sigma_int: np.ndarray) -> dict:
+    """Bulk and tail ESS of g_dagger and sigma_int (``[chain, draw]`` each): the ratio is of g_dagger's bulk ESS;
+    the others show that it does not come from one number alone (a bulk ESS above the draws, antithetic chains,
+    says little of the tails)."""
+    return {"ess": _ess(g_dagger), "ess_tail": _ess(g_dagger, "tail"), "ess_sigma_int": _ess(sigma_int),
+            "ess_tail_sigma_int": _ess(sigma_int, "tail")}
 
 
 def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix: str | None = None) -> dict:
     """jaxcoh's side with the defaults of `jaxcoh sample` (``mass_matrix`` None: its mass matrix)."""
     from ..curves.baselines import RAR
+    from ..curves.likelihood import INTRINSIC_SCATTER
     from ..curves.sampling import SampleSettings
     from ..sampling.nuts import run_nuts
 
@@ -95,7 +104,8 @@ def run_jaxcoh(ld, z_map, n_chains, n_warmup, n_draws, seed, mass_matrix: str | 
                    target_accept=defaults.target_accept)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     g = np.asarray(RAR.shared["g_dagger"].to_value(res.draws["shared"]["g_dagger"]))
-    return {"wall_s": wall, "cpu_s": cpu, "ess": _ess(g), "g_dagger": g,
+    s = np.asarray(INTRINSIC_SCATTER.to_value(res.draws["shared"]["sigma_int"]))
+    return {"wall_s": wall, "cpu_s": cpu, **_ess_all(g, s), "g_dagger": g,
             "divergences": int(np.sum(res.stats.diverging)), "grad_evals": int(np.sum(res.stats.n_steps)),
             "step_size": np.asarray(res.state.step_size).tolist()}
 
@@ -112,10 +122,12 @@ def run_numpyro(flat, map_values, n_chains, n_warmup, n_draws, seed) -> dict:
                 progress_bar=False)
     t0, c0 = time.perf_counter(), time.process_time()
     mcmc.run(jax.random.key(seed), flat, extra_fields=("num_steps", "diverging"))
-    g = np.asarray(mcmc.get_samples(group_by_chain=True)["g_dagger"])
+    samples = mcmc.get_samples(group_by_chain=True)
+    g = np.asarray(samples["g_dagger"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     extra = mcmc.get_extra_fields()
-    return {"wall_s": wall, "cpu_s": cpu, "ess": _ess(g), "g_dagger": g, "divergences": int(np.sum(extra["diverging"])),
+    return {"wall_s": wall, "cpu_s": cpu, **_ess_all(g, np.asarray(samples["sigma_int"])), "g_dagger": g,
+            "divergences": int(np.sum(extra["diverging"])),
             "grad_evals": int(np.sum(extra["num_steps"]))}
 
 
@@ -172,7 +184,9 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str | None = None)
     draws = size["n_chains"] * size["n_draws"]
 
     def side(a, b):
-        return {"ess_per_s": b["ess"] / b["wall_s"], "ess_bulk": b["ess"], "wall_s": b["wall_s"],
+        return {"ess_per_s": b["ess"] / b["wall_s"], "ess_bulk": b["ess"], "ess_tail": b["ess_tail"],
+                "ess_bulk_sigma_int": b["ess_sigma_int"], "ess_tail_sigma_int": b["ess_tail_sigma_int"],
+                "wall_s": b["wall_s"],
                 "cpu_s": b["cpu_s"], "ess_per_cpu_s": b["ess"] / b["cpu_s"],
                 "first_call_s": a["wall_s"], "compile_s": max(a["wall_s"] - b["wall_s"], 0.0),
                 "divergences": b["divergences"], "grad_evals": b["grad_evals"],
@@ -197,6 +211,8 @@ def bench_b7(sparc_dir: str | None, quick: bool, mass_matrix: str | None = None)
     # the same comparison per CPU second: what is left of the ratio without the chains' threads (numpyro runs its
     # chains one after another on a one-device CPU, the way its users get them)
     out["ratio_per_cpu_s"] = (j2["ess"] / j2["cpu_s"]) / (n2["ess"] / n2["cpu_s"])
+    out["ratio_by"] = {k: (j2[k] / j2["wall_s"]) / (n2[k] / n2["wall_s"])
+                       for k in ("ess", "ess_tail", "ess_sigma_int", "ess_tail_sigma_int")}
     return out
 
 
@@ -210,6 +226,12 @@ def format_b7(r: dict) -> str:
          f"{r['ratio']:.2f}x (target {r['target']:g}x: {'met' if r['met'] else 'not met'})"),
         (f"  per CPU second (all threads): jaxcoh {j['ess_per_cpu_s']:.3g} (CPU {j['cpu_s']:.1f} s), numpyro "
          f"{b['ess_per_cpu_s']:.3g} (CPU {b['cpu_s']:.1f} s): {r['ratio_per_cpu_s']:.2f}x"),
+        ("  ESS/s ratios, bulk and tail: g_dagger {ess:.2f}x and {ess_tail:.2f}x, sigma_int {ess_sigma_int:.2f}x and "
+         "{ess_tail_sigma_int:.2f}x (ESS bulk/tail: jaxcoh {jb:.0f}/{jt:.0f} and {js:.0f}/{jst:.0f}, numpyro "
+         "{bb:.0f}/{bt:.0f} and {bs:.0f}/{bst:.0f})").format(
+            **r["ratio_by"], jb=j["ess_bulk"], jt=j["ess_tail"], js=j["ess_bulk_sigma_int"],
+            jst=j["ess_tail_sigma_int"], bb=b["ess_bulk"], bt=b["ess_tail"], bs=b["ess_bulk_sigma_int"],
+            bst=b["ess_tail_sigma_int"]),
         (f"  {r['workload']}; MAP {r['map_s']:.1f} s; log densities agree up to a constant: "
          f"{r['density_check']['agree']} (spread {r['density_check']['spread']:.2e})"),
         (f"  g_dagger: jaxcoh {j['g_dagger_mean']:.4g} +- {j['g_dagger_sd']:.2g}, "

@@ -16,8 +16,9 @@ galaxy's Upsilon against the shared parameters.
 
 Adaptation follows Stan's windows (blackjax's schedule and dual averaging); in each slow window Welford accumulators
 collect exactly the arrowhead entries of the sample covariance, regularised as Stan does
-(``n/(n+5) C + 1e-3 * 5/(n+5) I``), and ``A_j = C_js C_ss^{-1}``, ``S_j = C_jj - A_j C_sj`` follow (a Schur
-complement of a positive-definite matrix: positive definite).
+(``n/(n+5) C + 1e-3 * 5/(n+5) I``) or, from a Laplace start, pooled with the Laplace covariance, and
+``A_j = C_js C_ss^{-1}``, ``S_j = C_jj - A_j C_sj`` follow (a Schur complement of a positive-definite matrix:
+positive definite).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ from blackjax.mcmc.metrics import Metric
 from jax import Array
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
+
+# How many draws' worth of the warm-up's starting metric (the Laplace approximation at the MAP) each window's estimate
+# is pooled with (:func:`_welford_final`). Measured on B7's workload (SPARC's RAR with nuisance and sigma_int, 2 chains
+# x (250 warm-up + 250 draws), seeds 1, 3, 4; bulk / tail ESS of g_dagger, then of sigma_int): 0 (Stan's shrinkage
+# towards 1e-3 I) 183-315 / 318-337 and 185-201 / 242-339; 50: 295-371 / 308-403 and 251-356 / 295-336; 200:
+# 477-621 / 352-440 and 394-520 / 339-488; 500: 642-934 / 316-384 (bulk ESS above the draws, tails no better) and
+# 592-648 / 357-470; the Laplace metric held fixed (seeds 1, 3): 535 and 1349 / 218 and 402, the per-galaxy
+# parameters' median ESS lower on seed 1.
+# The last window of a 250-step warm-up holds 100 draws, too few for 147 galaxies' 4 x 4 blocks and couplings.
+LAPLACE_PRIOR_DRAWS = 200.0
 
 
 class ArrowheadInverseMassMatrix(NamedTuple):
@@ -224,17 +235,35 @@ def _welford_update(w: Welford, xs: Array, xl: Array) -> Welford:
                    w.m2_ll + dl[:, :, None] * el[:, None, :])
 
 
-def _welford_final(w: Welford, previous: ArrowheadInverseMassMatrix) -> ArrowheadInverseMassMatrix:
-    """The regularised estimate (Stan's shrinkage towards 1e-3 I) in factored form. (Shrinking towards the previous
-    window's estimate instead, tried on SPARC's RAR, halved the ESS of sigma_int.)"""
+def _covariance_blocks(imm: ArrowheadInverseMassMatrix) -> tuple[Array, Array, Array]:
+    """The arrowhead blocks ``(C_ss [k, k], C_ls [g, m, k], C_ll [g, m, m])`` of ``C = L L^T``."""
+    c_ss = imm.L_shared @ imm.L_shared.T
+    c_ls = jnp.einsum("gmk,kl->gml", imm.A, c_ss)
+    c_ll = jnp.einsum("gmn,gln->gml", imm.L_local, imm.L_local) + jnp.einsum("gmk,gnk->gmn", c_ls, imm.A)
+    return c_ss, c_ls, c_ll
+
+
+def _welford_final(w: Welford, previous: ArrowheadInverseMassMatrix, prior: ArrowheadInverseMassMatrix | None = None,
+                   prior_draws: float = 0.0) -> ArrowheadInverseMassMatrix:
+    """The regularised estimate in factored form: with ``prior`` (the warm-up's starting metric, e.g. the Laplace
+    approximation at the MAP) the sample covariance's co-moments are pooled with ``prior_draws`` draws' worth of the
+    prior's covariance, ``(M2 + n0 C_prior) / (n - 1 + n0)``, so short windows lean on the prior and long ones on
+    the draws; without it Stan's shrinkage towards 1e-3 I. (Shrinking towards the previous window's estimate instead,
+    tried on SPARC's RAR, halved the ESS of sigma_int.)"""
     from ..solvers.arrowhead import small_cholesky  # LAPACK-free per-galaxy blocks (see that module)
 
     n = w.n
-    shrink, eps = n / (n + 5.0), 1e-3 * 5.0 / (n + 5.0)
     denom = jnp.maximum(n - 1.0, 1.0)
-    c_ss = shrink * w.m2_ss / denom + eps * jnp.eye(w.m2_ss.shape[0], dtype=n.dtype)
-    c_ls = shrink * w.m2_ls / denom
-    c_ll = shrink * w.m2_ll / denom + eps * jnp.eye(w.m2_ll.shape[1], dtype=n.dtype)[None]
+    if prior is None:
+        shrink, eps = n / (n + 5.0), 1e-3 * 5.0 / (n + 5.0)
+        c_ss = shrink * w.m2_ss / denom + eps * jnp.eye(w.m2_ss.shape[0], dtype=n.dtype)
+        c_ls = shrink * w.m2_ls / denom
+        c_ll = shrink * w.m2_ll / denom + eps * jnp.eye(w.m2_ll.shape[1], dtype=n.dtype)[None]
+    else:
+        p_ss, p_ls, p_ll = _covariance_blocks(prior)
+        total = denom + prior_draws
+        c_ss, c_ls, c_ll = ((m2 + prior_draws * p) / total
+                            for m2, p in ((w.m2_ss, p_ss), (w.m2_ls, p_ls), (w.m2_ll, p_ll)))
     L_s = jnp.linalg.cholesky(c_ss)  # the one shared block: LAPACK's; the per-galaxy ones below unrolled
     A = jnp.einsum("gmk,kl->gml", c_ls, jax.scipy.linalg.cho_solve((L_s, True), jnp.eye(L_s.shape[0], dtype=n.dtype)))
     S = c_ll - jnp.einsum("gmk,gnk->gmn", A, c_ls)
@@ -252,7 +281,7 @@ class _WarmupCarry(NamedTuple):
 
 def arrowhead_warmup(logdensity, key: Array, position: Any, n_warmup: int, *, shared_idx: np.ndarray,
                      local_idx: np.ndarray, target_accept: float = 0.8, max_tree_depth: int = 10,
-                     imm0: ArrowheadInverseMassMatrix | None = None):
+                     imm0: ArrowheadInverseMassMatrix | None = None, prior_draws: float = 0.0):
     """Stan's window adaptation of the step size and the arrowhead inverse mass matrix for one chain (traceable):
     ``(hmc_state, step_size, inverse_mass_matrix)`` after ``n_warmup`` NUTS steps from ``position``, starting from
     ``imm0`` (default the identity, as Stan; :func:`laplace` at the MAP saves the first window's long trajectories).
@@ -261,6 +290,7 @@ def arrowhead_warmup(logdensity, key: Array, position: Any, n_warmup: int, *, sh
     dtype = flat0.dtype
     k, (g, m) = shared_idx.size, local_idx.shape
     imm0 = identity(shared_idx, local_idx, dtype) if imm0 is None else imm0
+    prior = imm0 if prior_draws > 0 else None
     kernel = blackjax.nuts.build_kernel()
     da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
     schedule = jnp.asarray(build_schedule(n_warmup), jnp.int32)  # [n, 2]: (slow window?, its last step?)
@@ -279,7 +309,7 @@ def arrowhead_warmup(logdensity, key: Array, position: Any, n_warmup: int, *, sh
 
         def end_window(args):
             da_, w_, imm_ = args
-            return da_init(da_final(da_)), _welford_init(k, g, m, dtype), _welford_final(w_, imm_)
+            return da_init(da_final(da_)), _welford_init(k, g, m, dtype), _welford_final(w_, imm_, prior, prior_draws)
 
         da, welford, imm = jax.lax.cond(window_end.astype(bool), end_window, lambda a: a, (da, welford, c.imm))
         return _WarmupCarry(state, da, jnp.exp(da.log_step_size), imm, welford), None

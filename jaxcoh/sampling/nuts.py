@@ -58,12 +58,10 @@ Trajectory length is set by each galaxy's D-Upsilon-i trade, which only the arro
 gradients per draw, 2x the ESS of g_dagger per gradient, but fewer effective draws per draw and a few divergences.
 One seed: the diagonal stayed the default then.
 
-The arrowhead warm-up since starts from the Laplace metric at the MAP (:func:`warmup`'s ``initial_metric``) and the
-log density runs over length buckets (:func:`jaxcoh.curves.posterior.log_density`); on the same posterior, idle
-VM, 2 chains x (250 warm-up + 250 draws) from the MAP, five seeds (programs compiled once): 17.8-20.6 s a run,
-24-31 gradients per draw, ESS of g_dagger 88-309 (of 500 draws), 0-3 divergences (an ad-hoc script; B7 times
-the same workload). ``jaxcoh sample`` now adapts the arrowhead by default (its 4 x (1000 + 1000) run on SPARC: no
-r_hat above 1.01, 0.15% divergent; README); this engine, which knows nothing about galaxies, keeps the diagonal.
+The arrowhead warm-up starts from the Laplace metric at the MAP (:func:`warmup`'s ``initial_metric``), and each
+window's estimate pools its draws with :data:`.arrowhead.LAPLACE_PRIOR_DRAWS` draws' worth of that metric (measured
+there). ``jaxcoh sample`` adapts the arrowhead by default (README: its SPARC runs, diagnostics and B7); this engine,
+which knows nothing about galaxies, keeps the diagonal.
 """
 
 from __future__ import annotations
@@ -84,6 +82,7 @@ from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.mcmc.metrics import LowRankInverseMassMatrix
 from jax import Array
 
+from . import arrowhead
 from .arrowhead import ArrowheadInverseMassMatrix, arrowhead_indices, arrowhead_warmup, as_metric, identity, laplace
 from .structured import StructuredMetricState, shared_indices, structured_metric_core  # noqa: F401 (re-exported)
 
@@ -190,12 +189,12 @@ def _program(fn: Callable, chain_method: str) -> Callable:
 # Programs are cached on (logdensity, static settings), so repeated runs and resumed runs reuse the compiled code.
 @functools.lru_cache(maxsize=32)
 def _warmup_program(logdensity, n_warmup, mass_matrix, shared_idx, target_accept, max_tree_depth, chain_method,
-                    local_idx=None):
+                    local_idx=None, prior_draws=0.0):
     if mass_matrix == "arrowhead":
         def one_arrowhead_chain(key, position, imm0):
             return arrowhead_warmup(logdensity, key, position, n_warmup, shared_idx=np.asarray(shared_idx),
                                     local_idx=np.asarray(local_idx), target_accept=target_accept,
-                                    max_tree_depth=max_tree_depth, imm0=imm0)
+                                    max_tree_depth=max_tree_depth, imm0=imm0, prior_draws=prior_draws)
 
         return _program(one_arrowhead_chain, chain_method)
     common = dict(
@@ -311,7 +310,7 @@ def warmup(
         shared, per_galaxy = arrowhead_indices(position0, shared_key)
         idx, local = tuple(shared.tolist()), tuple(map(tuple, per_galaxy.tolist()))
     program = _warmup_program(logdensity, n_warmup, mass_matrix, idx, target_accept, max_tree_depth, chain_method,
-                              local)
+                              local, arrowhead.LAPLACE_PRIOR_DRAWS if initial_metric == "laplace" else 0.0)
     args = (jax.random.split(k_warm, n_chains), starts)
     if mass_matrix == "arrowhead":
         imm0 = (_laplace_program(logdensity, idx, local)(position0) if initial_metric == "laplace"
