@@ -1,8 +1,10 @@
-"""The sampler's log density over length buckets (``jaxcoh.curves.posterior``): the buckets are the optimal
-grouping, and the bucketed density is the padded one, value and gradient."""
+"""The sampler's log density over length buckets and folded rows (``jaxcoh.curves.posterior``): the buckets are the
+optimal grouping, the rows hold every point once, and both densities are the padded one, value and gradient; every
+model that claims to be pointwise gives the same density on folded rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import jax
@@ -12,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxcoh.curves import Likelihood, curve_data, get_model
+from jaxcoh.catalog import POINT_FIELDS
+from jaxcoh.curves import Likelihood, curve_data, get_model, list_models
 from jaxcoh.curves.likelihood import likelihood_model
 from jaxcoh.curves.nuisance import NUISANCE, nuisance_at_scores
-from jaxcoh.curves.posterior import length_buckets, log_density
+from jaxcoh.curves.posterior import folded_rows, length_buckets, log_density
 from jaxcoh.mock import mock_catalog
 
 
@@ -56,17 +59,25 @@ def _z_near_truth(model, cat, seed):
     return {"shared": shared, "local": local, "nuisance": nu}
 
 
-@pytest.mark.parametrize("name", ["rar", "nfw_lcdm"])
-def test_bucketed_density_equals_padded(name):
-    """Same value and gradient on a ragged mock (5 to 40 points per curve) with two empty padding galaxies: with
-    nuisance and intrinsic scatter for the RAR, the LCDM priors (per-galaxy stellar masses) for the halo."""
+def _ragged():
+    """A ragged mock (5 to 40 points per curve) with two empty padding galaxies."""
     cat = mock_catalog(14, seed=4, kernel="rar", n_max=40, min_points=5, dtype=jnp.float64).pad_galaxies(8)
     assert not bool(np.all(np.asarray(cat.galaxy_mask)))
+    return cat
+
+
+@pytest.mark.parametrize("name, layout", [("rar", "bucketed"), ("nfw_lcdm", "bucketed"), ("rar", "folded"),
+                                          ("nfw", "folded")])
+def test_bucketed_and_folded_densities_equal_padded(name, layout):
+    """Same value and gradient: with nuisance and intrinsic scatter for the RAR (per-point normalisation terms),
+    the LCDM priors (per-galaxy stellar masses) for the halo, and NFW's concentration prior (a galaxy-level term on
+    every row of a folded galaxy, counted once)."""
+    cat = _ragged()
     opts = Likelihood(nuisance=True, intrinsic_scatter=name == "rar")
     model, data = get_model(name), curve_data(cat)
     z = _z_near_truth(likelihood_model(model, opts), cat, seed=5)
-    value_and_grad = {layout: jax.jit(jax.value_and_grad(log_density(model, data, opts, layout)))
-                      for layout in ("padded", "bucketed")}
+    value_and_grad = {lay: jax.jit(jax.value_and_grad(log_density(model, data, opts, lay)))
+                      for lay in ("padded", layout)}
     (v0, g0), (v1, g1) = (f(z) for f in value_and_grad.values())
     assert np.isfinite(float(v0))
     np.testing.assert_allclose(float(v1), float(v0), rtol=1e-12)
@@ -74,11 +85,50 @@ def test_bucketed_density_equals_padded(name):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-9 * float(np.max(np.abs(b))))
 
 
+def test_folded_rows_hold_every_point_once():
+    cat = _ragged()
+    rows, row_galaxy, first = folded_rows(cat, 16)
+    n = np.asarray(cat.points_per_galaxy)
+    np.testing.assert_array_equal(np.bincount(row_galaxy, minlength=cat.n_galaxies), np.maximum(1, -(-n // 16)))
+    np.testing.assert_array_equal(np.nonzero(first)[0], np.searchsorted(row_galaxy, np.arange(cat.n_galaxies)))
+    mask = np.asarray(rows.mask)
+    for f in (f for f in POINT_FIELDS if getattr(cat, f) is not None):  # each galaxy's rows make its curve
+        got = [np.asarray(getattr(rows, f))[row_galaxy == j][mask[row_galaxy == j]] for j in range(cat.n_galaxies)]
+        want = [np.asarray(getattr(cat, f))[j, : n[j]] for j in range(cat.n_galaxies)]
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.asarray(rows.distance), np.asarray(cat.distance)[row_galaxy])
+
+
+def _folded_gap(model, cat, opts) -> float:
+    """|folded - padded| / |padded| of the log density at one point (values only: one compilation each)."""
+    z = _z_near_truth(likelihood_model(model, opts), cat, seed=6)
+    v = [float(jax.jit(log_density(model, curve_data(cat), opts, lay))(z)) for lay in ("padded", "folded")]
+    return abs(v[1] - v[0]) / abs(v[0])
+
+
+def test_every_pointwise_model_folds_and_the_check_catches_one_that_does_not():
+    """Every registered model flagged pointwise gives the padded density on folded rows (with nuisance: rescaled
+    radii and speeds per row). Flagging a model that reads its whole curve (DC14-LCDM: M_star from the bulge's last
+    point) shows that this check fails where the flag is wrong, on a mock whose galaxies have bulges."""
+    cat = mock_catalog(8, seed=2, kernel="rar", n_max=40, min_points=5, dtype=jnp.float64)
+    opts = Likelihood(nuisance=True)
+    pointwise = [m for m in map(get_model, list_models()) if m.pointwise]
+    assert {"rar", "nfw", "newtonian", "burkert_flat", "einasto_flat"} <= {m.name for m in pointwise}
+    for model in pointwise:
+        assert _folded_gap(model, cat, opts) < 1e-12, model.name
+    wrong = dataclasses.replace(get_model("dc14_lcdm"), pointwise=True)
+    bulges = dataclasses.replace(cat, V_bul=jnp.where(cat.mask, 0.5 * cat.V_disk, 0.0))
+    assert _folded_gap(wrong, bulges, opts) > 1e-6
+
+
 def test_layouts_named_and_traced_catalogs_stay_padded():
     cat = mock_catalog(6, seed=1, kernel="rar", n_max=12, dtype=jnp.float64)
     model, opts = get_model("rar"), Likelihood(nuisance=True)
     with pytest.raises(ValueError, match="layout must be one of"):
         log_density(model, curve_data(cat), opts, "flat")
+    with pytest.raises(ValueError, match="not pointwise"):
+        log_density(get_model("dc14_flat"), curve_data(cat), opts, "folded")
 
     def traced(c):
         return log_density(model, curve_data(c), opts, "bucketed")(_z_near_truth(model, cat, 0))

@@ -54,9 +54,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ..halo_profiles import (C200_RANGE, PROFILES, V200_RANGE, HaloProfile, corenfw_core_radius, corenfw_shape,
-                             dc14_shape, dc14_x, log10_m200, log10_rho_s, m200, r200, scale_radius, z_concentration,
-                             z_einasto_alpha, z_shmr)
+from ..halo_profiles import (
+    C200_RANGE,
+    PROFILES,
+    V200_RANGE,
+    HaloProfile,
+    corenfw_core_radius,
+    corenfw_shape,
+    dc14_shape,
+    dc14_x,
+    log10_m200,
+    log10_rho_s,
+    m200,
+    r200,
+    scale_radius,
+    z_concentration,
+    z_einasto_alpha,
+    z_shmr,
+)
 from ..halo_profiles import mu_dc14 as hp_mu_dc14
 from ..halo_profiles import mu_einasto as hp_mu_einasto
 from ..numerics import safe_div, safe_log, safe_pow
@@ -210,7 +225,10 @@ def make_halo_model(profile: str, prior: str, points: np.ndarray | None = None) 
             + (", alpha(M200)" if p.shape_fitted else "") + ")"}[prior]
     return CurveModel(model_name(profile, prior), ParameterSpec([]), _local_spec(p), speed2,
                       prior_residuals=prior_residuals if prior == "LCDM" else None,
-                      description=f"V^2 = V_bar^2 + V_{profile}^2 (Li et al. 2020), {what}", family="halo")
+                      description=f"V^2 = V_bar^2 + V_{profile}^2 (Li et al. 2020), {what}", family="halo",
+                      # DC14's shape and the LCDM stellar-to-halo prior take M_star (the bulge's light from the
+                      # last point); a baked point mask fixes the layout
+                      pointwise=points is None and profile != "DC14" and prior == "Flat")
 
 
 HALO_MODELS: dict[str, CurveModel] = {}

@@ -231,6 +231,12 @@ def evaluate(model: CurveModel, z: dict, data: CurveData, opts: Likelihood) -> E
                       prior_residuals=prior, log_ratio=log_ratio, rar_valid=valid)
 
 
+def galaxy_prior_residuals(ev: Evaluation, opts: Likelihood) -> Array:
+    """The galaxy-level columns of ``ev.prior_residuals`` ``[g, k]`` (model and nuisance priors): those after the
+    per-point normalisation terms of the intrinsic scatter (:func:`evaluate`'s order)."""
+    return ev.prior_residuals[:, ev.mask.shape[1] if opts.intrinsic_scatter else 0:]
+
+
 def residuals(z: dict, model: CurveModel, data: CurveData, opts: Likelihood) -> Array:
     """Every term of the negative log posterior as a residual, galaxy by galaxy ``[g, n + k]``:
     ``objective = sum(residuals^2) / 2``. Row ``j`` depends on the shared parameters and galaxy ``j``'s own."""

@@ -51,6 +51,12 @@ class CurveModel:
     # The per-galaxy truth of mock catalogs made from this model: draw_local(rng, M_b [g] Msun, v_flat [g] km/s)
     # -> {name: [g]} (numpy, host side); None: uniform (log-uniform for scale parameters) over the start ranges.
     draw_local: Callable[..., Mapping[str, object]] | None = None
+    # True when V_model^2 at a point and the prior terms of a galaxy depend only on that point's inputs, the galaxy's
+    # parameters and its table values (no reduction over the curve: not M_star, which takes the bulge's light from the
+    # last point, not the recipe's galaxy properties, not a mask baked for one catalog): its curves can then be cut
+    # into rows of a few points (:func:`~jaxcoh.curves.posterior.folded_rows`). Checked for every model that claims it
+    # (tests/test_posterior_layout.py).
+    pointwise: bool = False
 
 
 MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
@@ -88,5 +94,5 @@ def fix_parameters(model: str | CurveModel, **values: float) -> CurveModel:
         speed2=lambda sh, lo, x: model.speed2(with_fixed(sh), lo, x),
         prior_residuals=None if prior is None else (lambda sh, lo, x: prior(with_fixed(sh), lo, x)),
         description=f"{model.description}; fixed: " + ", ".join(f"{k}={v:g}" for k, v in values.items()),
-        derived=derived, family=model.family,
+        derived=derived, family=model.family, pointwise=model.pointwise,
     )
