@@ -46,8 +46,8 @@ MAX_BUCKETS = 4
 BUCKET_SLOTS = 500
 # Points per folded row. Measured on the same workload (an ad-hoc script, best of 3 x 300 calls): widths 8, 12, 16,
 # 24, 32 gave 309, 299, 259, 288, 382 us (3208 to 5568 slots; 16: 244 rows) against 327 us over length buckets and
-# 610 padded; with this module's code, later (best of 5): 292-309 us folded, 331 bucketed, 648 padded. Compiling the value
-# and gradient: 1.1-1.2 s folded against 4.1-5.5 s bucketed (one copy of the model in the program instead of four).
+# 610 padded; with this module's code, later (best of 5): 292-309 us folded, 331 bucketed, 648 padded. Compiling
+# the value and gradient: 1.1-1.2 s folded against 4.1-5.5 s bucketed (one copy of the model, not four).
 FOLD_WIDTH = 16
 LAYOUTS = ("auto", "padded", "bucketed", "folded")
 
