@@ -54,24 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ..halo_profiles import (
-    C200_RANGE,
-    PROFILES,
-    V200_RANGE,
-    HaloProfile,
-    corenfw_core_radius,
-    corenfw_shape,
-    dc14_shape,
-    dc14_x,
-    log10_m200,
-    log10_rho_s,
-    m200,
-    r200,
-    scale_radius,
-    z_concentration,
-    z_einasto_alpha,
-    z_shmr,
-)
+from ..halo_profiles import (C200_RANGE, PROFILES, V200_RANGE, HaloProfile, corenfw_core_radius, corenfw_shape,
+                             dc14_shape, dc14_x, log10_m200, log10_rho_s, m200, r200, scale_radius, z_concentration,
+                             z_einasto_alpha, z_shmr)
 from ..halo_profiles import mu_dc14 as hp_mu_dc14
 from ..halo_profiles import mu_einasto as hp_mu_einasto
 from ..numerics import safe_div, safe_log, safe_pow

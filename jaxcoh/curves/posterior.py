@@ -27,15 +27,8 @@ import numpy as np
 from jax import Array
 
 from ..catalog import POINT_FIELDS, POINT_PAD, Catalog
-from .likelihood import (
-    CurveData,
-    Likelihood,
-    evaluate,
-    galaxy_prior_residuals,
-    likelihood_model,
-    per_galaxy_groups,
-    prepare,
-)
+from .likelihood import (CurveData, Likelihood, evaluate, galaxy_prior_residuals, likelihood_model, per_galaxy_groups,
+                         prepare)
 from .models import CurveModel
 from .objective import objective
 
@@ -101,7 +94,7 @@ def folded_rows(cat: Catalog, width: int = FOLD_WIDTH) -> tuple[Catalog, np.ndar
     ``k = 0``) with that galaxy's table values, padded with :data:`~jaxcoh.catalog.POINT_PAD`. A galaxy without
     points keeps one empty row. SPARC's standard cuts: 244 rows x 16 = 3904 slots for 2696 points."""
     n = np.asarray(cat.points_per_galaxy)
-    per = np.maximum(1, -(-n // width))
+    per = _rows_per_galaxy(n, width)
     row_galaxy = np.repeat(np.arange(cat.n_galaxies), per)
     k = np.arange(row_galaxy.size) - np.repeat(np.cumsum(per) - per, per)  # row index within its galaxy
     point = k[:, None] * width + np.arange(width)  # [r, width]: index of the point within its galaxy's curve
@@ -184,8 +177,11 @@ def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: st
     return f_bucketed
 
 
+def _rows_per_galaxy(n: np.ndarray, width: int) -> np.ndarray:
+    return np.maximum(1, -(-n // width))  # ceil(n / width), one empty row for a galaxy without points
+
+
 def _fold_saves(cat: Catalog) -> bool:
     """Whether folded rows have fewer slots than the padded catalog."""
     width = min(FOLD_WIDTH, cat.n_max)
-    rows = np.maximum(1, -(-np.asarray(cat.points_per_galaxy) // width)).sum()
-    return rows * width < cat.n_galaxies * cat.n_max
+    return _rows_per_galaxy(np.asarray(cat.points_per_galaxy), width).sum() * width < cat.n_galaxies * cat.n_max
