@@ -278,6 +278,21 @@ def test_arrowhead_metric_matches_its_dense_matrix():
     np.testing.assert_allclose(Cp[blocks], want[blocks], rtol=1e-10, atol=1e-12)
 
 
+def test_warmup_pools_with_the_laplace_metric_by_the_weight_given():
+    """With an overwhelming weight the adapted arrowhead metric is the Laplace one at the start (this target is
+    Gaussian: its exact covariance), so the weight reaches every window's estimate (``jaxcoh sample`` passes 0 for
+    starts away from the MAP; the pooling itself is checked against numpy above)."""
+    from jaxcoh.sampling import arrowhead as ah
+
+    si, li = ah.arrowhead_indices(POSITION0)
+    # the program warmup() computes its start with, so that it is compiled once
+    lap = nuts._laplace_program(logdensity, tuple(si.tolist()), tuple(map(tuple, li.tolist())))(POSITION0)
+    heavy = nuts.warmup(logdensity, POSITION0, seed=2, n_chains=1, n_warmup=N_WARMUP, mass_matrix="arrowhead",
+                        prior_draws=1e12).inverse_mass_matrix
+    for a, b in zip(heavy[:3], lap[:3], strict=True):
+        np.testing.assert_allclose(np.asarray(a[0]), np.asarray(b), rtol=1e-6, atol=1e-9)
+
+
 def test_arrowhead_mass_matrix_adapts_and_survives_save_load(tmp_path):
     result = nuts.run_nuts(
         logdensity, POSITION0, seed=5, n_chains=2, n_warmup=N_WARMUP, n_draws=CHUNK, chunk_size=CHUNK,

@@ -257,7 +257,8 @@ def sample_curves(
         with _Clock() as c_warm:
             state = nuts.warmup(density, z0, seed=s.seed, n_chains=s.n_chains, n_warmup=s.n_warmup,
                                 mass_matrix=mass_matrix, init_scale=s.init_scale, target_accept=s.target_accept,
-                                max_tree_depth=s.max_tree_depth)
+                                max_tree_depth=s.max_tree_depth,
+                                prior_draws=None if s.start == "map" else 0.0)  # the Laplace metric is the MAP's
             jax.block_until_ready(state)
         start["wall_s"].update(warmup=c_warm.wall, warmup_compile=c_warm.compile)
         store.save_state(state)

@@ -59,9 +59,9 @@ gradients per draw, 2x the ESS of g_dagger per gradient, but fewer effective dra
 One seed: the diagonal stayed the default then.
 
 The arrowhead warm-up starts from the Laplace metric at the MAP (:func:`warmup`'s ``initial_metric``), and each
-window's estimate pools its draws with :data:`.arrowhead.LAPLACE_PRIOR_DRAWS` draws' worth of that metric (measured
-there). ``jaxcoh sample`` adapts the arrowhead by default (README: its SPARC runs, diagnostics and B7); this engine,
-which knows nothing about galaxies, keeps the diagonal.
+window's estimate pools its draws with :data:`.arrowhead.LAPLACE_PRIOR_DRAWS` draws' worth of that metric. ``jaxcoh
+sample`` adapts the arrowhead by default (README: its SPARC runs, diagnostics and B7); this engine, which knows
+nothing about galaxies, keeps the diagonal.
 """
 
 from __future__ import annotations
@@ -272,6 +272,7 @@ def warmup(
     max_tree_depth: int = 10,
     chain_method: str = DEFAULT_CHAIN_METHOD,
     initial_metric: str | None = None,
+    prior_draws: float | None = None,
 ) -> SamplerState:
     """Adapt step size and inverse mass matrix, per chain, from ``position0`` jittered by ``init_scale * N(0, 1)``.
 
@@ -280,10 +281,10 @@ def warmup(
 
     ``initial_metric``: where the adaptation starts, "identity" (Stan) or, for the arrowhead mass matrix (its
     default), "laplace": the inverse negative Hessian at ``position0`` (:func:`.arrowhead.laplace`; meant for a MAP
-    start). Measured on SPARC's RAR with nuisance and sigma_int (B7's workload, 2 chains x (250 warm-up + 250
-    draws), compiled programs reused): 59.0 s from the identity, 22.4 s from the Laplace metric, with the same
-    gradients per draw afterwards (the coordinates' scales differ by orders of magnitude, and the identity's
-    trajectories are long until the first window ends).
+    start). On B7's workload (2 chains x (250 + 250), compiled programs reused): 59.0 s from the identity, 22.4 s
+    from the Laplace metric, the same gradients per draw afterwards (the identity's first window is long).
+    ``prior_draws``: the Laplace metric's weight in each window (None: ``arrowhead.LAPLACE_PRIOR_DRAWS`` from a
+    Laplace start, meant for ``position0`` at the MAP; 0 for other starts).
     """
     _check(mass_matrix, chain_method)
     initial_metric = initial_metric or ("laplace" if mass_matrix == "arrowhead" else "identity")
@@ -309,8 +310,9 @@ def warmup(
     elif mass_matrix == "arrowhead":
         shared, per_galaxy = arrowhead_indices(position0, shared_key)
         idx, local = tuple(shared.tolist()), tuple(map(tuple, per_galaxy.tolist()))
+    pool = 0.0 if initial_metric != "laplace" else arrowhead.LAPLACE_PRIOR_DRAWS if prior_draws is None else prior_draws
     program = _warmup_program(logdensity, n_warmup, mass_matrix, idx, target_accept, max_tree_depth, chain_method,
-                              local, arrowhead.LAPLACE_PRIOR_DRAWS if initial_metric == "laplace" else 0.0)
+                              local, float(pool))
     args = (jax.random.split(k_warm, n_chains), starts)
     if mass_matrix == "arrowhead":
         imm0 = (_laplace_program(logdensity, idx, local)(position0) if initial_metric == "laplace"
