@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -134,9 +135,17 @@ def test_compare_on_mock_and_rerun_from_config(tmp_path, capsys, monkeypatch):
     args = ["compare", *MOCK, "--models", "newtonian,rar", "--solver", "block_lm", "--no-errors", "--cuts", "none",
             "--n-starts", "1", "--galaxy-starts", "1", "--out", str(out)]
     assert main(args) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "rar" in text and "chi2/nu" in text and "g_dagger" in text
     summary = json.loads((out / "compare.json").read_text())
+    # stderr is no terminal here: a log line when each model's solver stage starts and one with its last iteration
+    done = re.findall(r"\[(\d)/2 models\] block_lm: iteration (\d+), objective ([\d.e+-]+), .*stage done",
+                      captured.err)
+    assert [d[0] for d in done] == ["0", "1"], captured.err
+    for (_, iteration, objective), name in zip(done, ("newtonian", "rar"), strict=True):
+        assert int(iteration) > 1
+        assert float(objective) == pytest.approx(summary["models"][name]["objective"], rel=1e-5)
     assert summary["cuts"] == "none" and summary["n_galaxies"] == 12 and set(summary["models"]) == {"newtonian", "rar"}
     assert summary["models"]["rar"]["chi2"] < summary["models"]["newtonian"]["chi2"]
     per_galaxy = pd.read_csv(out / "per_galaxy.csv")
@@ -147,6 +156,18 @@ def test_compare_on_mock_and_rerun_from_config(tmp_path, capsys, monkeypatch):
     assert main(["compare", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
     again = json.loads((tmp_path / "again" / "compare.json").read_text())
     assert again["models"]["rar"]["params"] == summary["models"]["rar"]["params"]
+
+
+def test_progress_line_on_a_terminal_is_rewritten_in_place(capsys):
+    from jaxcoh.cli.reporting import _Reporter
+
+    r = _Reporter("rar ", terminal=True)
+    for i in range(1, 4):
+        r("lbfgs", i, 10.0 / i, 1.0 / i)
+    r.close()
+    err = capsys.readouterr().err
+    assert err.startswith("\rrar lbfgs: iteration 1, objective 10") and err.endswith("\r")  # cleared at the end
+    assert "stage done" not in err  # (log lines are for logs)
 
 
 def test_fit_with_fixed_parameters(tmp_path, capsys, monkeypatch):

@@ -29,9 +29,9 @@ def run(values: dict) -> int:
     with solver_progress(values, f"[0/{n} models] ") as reporter:
         def step(name):
             done.append(name)
-            log.info(f"fitted {name} ({len(done)} of {n} models)")
             if reporter is not None:
-                reporter.label = f"[{len(done)}/{n} models] "
+                reporter.relabel(f"[{len(done)}/{n} models] ")
+            log.info(f"fitted {name} ({len(done)} of {n} models)")
 
         summary, per_galaxy, curves = compare(cat, models, settings, progress=step, out=values["out"])
     summary = {"cuts": values["cuts"], "sample": report, **summary, "data_kind": data["kind"]}

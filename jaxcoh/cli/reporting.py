@@ -1,6 +1,7 @@
 """What a user sees while a long solve runs: the solvers' per-iteration reports (:mod:`jaxcoh.progress`) as one
-status line rewritten in place when stderr is a terminal, or as a log line per solver stage otherwise (and a
-heartbeat line every minute, so that a long fit never looks hung in a log)."""
+status line rewritten in place when stderr is a terminal, or as log lines otherwise: one when a solver stage starts,
+one with its last iteration when it ends, and a heartbeat line every minute, so that a long fit never looks hung in a
+log."""
 
 from __future__ import annotations
 
@@ -21,14 +22,30 @@ class _Reporter:
     def __init__(self, label: str, terminal: bool):
         self.label, self.terminal = label, terminal
         self.stage, self.shown, self.width = None, 0.0, 0
+        self.last: tuple[int, str] | None = None  # the stage's latest iteration and its line, until logged
+        self.started = 0  # the iteration the stage's first line showed
         self.t0 = time.perf_counter()
+
+    def _end_of_stage(self, now: float) -> None:
+        if not self.terminal and self.last is not None and self.last[0] > self.started:
+            log.info(f"{self.last[1]}, stage done ({now - self.t0:.0f} s)")
+        self.last = None
+
+    def relabel(self, label: str) -> None:
+        """A new prefix for the lines to come (the next model of a comparison): the current stage has ended."""
+        self._end_of_stage(time.perf_counter())
+        self.label, self.stage = label, None
 
     def __call__(self, stage: str, iteration: int, objective: float, grad_norm: float) -> None:
         now = time.perf_counter()
         text = (f"{self.label}{stage}: iteration {iteration}, objective {objective:.6g}, gradient norm "
                 f"{grad_norm:.3g}" if math.isfinite(objective) else f"{self.label}{stage}: iteration {iteration}")
         new_stage = stage != self.stage
+        if new_stage and self.stage is not None:
+            self._end_of_stage(now)
         self.stage = stage
+        if self.last is None or iteration >= self.last[0]:  # reports may arrive out of order
+            self.last = (iteration, text)
         if self.terminal:
             if new_stage or now - self.shown >= REFRESH_S:
                 sys.stderr.write("\r" + text.ljust(self.width))
@@ -37,8 +54,11 @@ class _Reporter:
         elif new_stage or now - self.shown >= HEARTBEAT_S:
             log.info(f"{text} ({now - self.t0:.0f} s)")
             self.shown = now
+            if new_stage:
+                self.started = iteration
 
     def close(self) -> None:
+        self._end_of_stage(time.perf_counter())
         if self.terminal and self.width:
             sys.stderr.write("\r" + " " * self.width + "\r")
             sys.stderr.flush()
