@@ -11,6 +11,7 @@ from .common import (
     load_cut_data,
     log,
     out_option,
+    per_iteration,
 )
 from .options import Option
 from .reporting import solver_progress
@@ -56,7 +57,7 @@ def settings(values: dict):
         likelihood=Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"],
                               error_floor=values["error_floor"]),
         galaxy_starts=values["galaxy_starts"], seed=values["seed"], errors=values["errors"],
-        report=not values["quiet"],  # per-iteration progress (jaxcoh.cli.reporting)
+        report=per_iteration(values),  # per-iteration progress (jaxcoh.cli.reporting)
         solver_options=(first._replace(max_iter=values["start_iter"]), polish._replace(max_iter=values["max_iter"])))
 
 

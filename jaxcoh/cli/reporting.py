@@ -1,7 +1,7 @@
 """What a user sees while a long solve runs: the solvers' per-iteration reports (:mod:`jaxcoh.progress`) as one
-status line rewritten in place when stderr is a terminal, or as log lines otherwise: one when a solver stage starts,
-one with its last iteration when it ends, and a heartbeat line every minute, so that a long fit never looks hung in a
-log."""
+status line rewritten in place when stderr is a terminal, or, with --verbose in a log, as log lines: one when a solver
+stage starts, one with its last iteration when it ends, and a heartbeat line every minute
+(:func:`jaxcoh.cli.common.per_iteration` says when the solvers report)."""
 
 from __future__ import annotations
 

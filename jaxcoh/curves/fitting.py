@@ -204,6 +204,13 @@ def _first_finite(model, z0, res, data, opts, names) -> int:
     return int(np.argmin(loss))
 
 
+def _log_stage(model: CurveModel, what: str, best, t0: float) -> None:
+    """A log line per solver stage, from the host (no callback inside the compiled solver: see
+    :func:`jaxcoh.cli.common.per_iteration`)."""
+    log.info(f"{model.name}: {what}: {int(best.n_iter)} iterations, objective {float(best.loss):.6g} "
+             f"({time.perf_counter() - t0:.0f} s)")
+
+
 def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSettings()) -> CurveFit:
     """MAP fit of ``model`` to every galaxy of ``cat`` (already cut) with the likelihood of ``settings``.
 
@@ -239,14 +246,17 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         res = solve_joint(model, opts, solver, options, z0, data)
         best = jax.tree_util.tree_map(lambda a: a[_first_finite(model, z0, res, data, opts, cat.names)], res)
         n_iter, z = int(best.n_iter), best.z
+        _log_stage(model, f"{solver} from {settings.n_starts} start(s)", best, t0)
     if galaxy_starts:
         lm = options[solver.split("+").index("block_lm")]._replace(report="galaxy starts" if settings.report else "")
         z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed)
-        log.debug(f"{model.name}: {galaxy_info.n_improved} galaxies improved by their other starts, "
-                  f"{galaxy_info.n_multimodal} with starts that disagreed")
+        log.info(f"{model.name}: {settings.galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
+                 f"improved by their other starts, {galaxy_info.n_multimodal} with starts that disagreed "
+                 f"({time.perf_counter() - t0:.0f} s)")
         lanes = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (polish_lanes(z0, cat), *a.shape)), z)
         polished = solve_joint(model, opts, solver, options, lanes, data)
         best = jax.tree_util.tree_map(lambda a: a[0], polished)
+        _log_stage(model, f"{solver} polish", best, t0)
         if res is None:
             _first_finite(model, lanes, polished, data, opts, cat.names)
             res = polished
