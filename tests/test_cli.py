@@ -207,8 +207,15 @@ def test_fit_with_fixed_parameters(tmp_path, capsys, monkeypatch):
     assert result["marginal"] == "laplace" and result["laplace"]["converged"]
     # one amplitude per galaxy, no nuisance: the first Newton step is already below 0.01 standard errors
     assert result["laplace"]["iterations"] == 0 and result["laplace"]["step_in_stderr"] <= 0.01
-    printed = capsys.readouterr().out
-    assert "ell0" in printed and "from the Laplace marginal" in printed
+    captured = capsys.readouterr()
+    assert "ell0" in captured.out and "from the Laplace marginal" in captured.out
+    # the fit's stages, one log line each from the host, in order
+    stages = [re.search(pattern, captured.err) for pattern in (
+        r"per_galaxy_amplitude: block_lm from 1 start\(s\): \d+ iterations, objective [\d.e+-]+ \(",
+        r"per_galaxy_amplitude: 8 starts per galaxy: \d+ galaxies improved",
+        r"per_galaxy_amplitude: block_lm polish: \d+ iterations, objective [\d.e+-]+ \(",
+        r"per_galaxy_amplitude: Laplace marginal after")]
+    assert all(stages) and [m.start() for m in stages] == sorted(m.start() for m in stages), captured.err
 
 
 @pytest.mark.parametrize("flags,needle", [

@@ -105,7 +105,6 @@ class Laplace(NamedTuple):
         return self._asdict()
 
 
-
 def format_shift(shift_in_stderr: dict[str, float]) -> str:
     """``"g_dagger +0.12, ..."``: how far the Laplace solution moved each shared parameter from the joint MAP, in
     standard errors (the fit's log line and its printed summary)."""
