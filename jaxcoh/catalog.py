@@ -44,7 +44,7 @@ POINT_PAD: Mapping[str, float] = {
 GALAXY_PAD: Mapping[str, float] = {
     "distance": 10.0, "e_distance": 1.0, "inclination": 60.0, "e_inclination": 5.0, "L36": 1.0, "e_L36": 0.1,
     "R_eff": 1.0, "SB_eff": 1.0, "R_disk": 1.0, "SB_disk0": 1.0, "M_HI": 1.0, "R_HI": 1.0, "V_flat": 0.0,
-    "e_V_flat": 0.0, "hubble_type": 0, "distance_method": 0, "quality": 3,
+    "e_V_flat": 0.0, "hubble_type": 0, "distance_method": 0, "quality": 3, "L_bul": 0.0,
 }
 """Values of padding galaxies (rows with no real point, added to fill a device mesh)."""
 
@@ -158,6 +158,10 @@ class Catalog:
     quality: Array
     names: GalaxyNames = _static()
     source: str = _static("")
+    # The bulge's light [1e9 Lsun] at 3.6 micron of the galaxy each row belongs to, for rows that are not whole curves
+    # (:func:`jaxcoh.curves.folding.folded_rows`); None (every loaded catalog): taken from the curve itself
+    # (:func:`jaxcoh.curves.inputs.bulge_luminosity`).
+    L_bul: Array | None = None
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod

@@ -19,11 +19,11 @@ MAX_LINES = 450
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("version", "config", "constants", "numerics", "registry", "parameters", "results", "resumable",
               "tracecache", "compilation_cache", "seed", "progress", "sobol")),
-    ("data", ("catalog", "sparc", "sparc_layout", "selection", "sharding")),
+    ("data", ("catalog", "sparc", "sparc_layout", "selection", "sharding", "curves.fold_plan")),
     ("kernels", ("coherence", "properties", "metrics", "halo_profiles", "fmissing.derivation")),
     ("models", ("fmissing.models", "curves.inputs", "curves.nuisance", "curves.models", "curves.baselines",
                 "curves.unified", "curves.halos", "mock")),
-    ("objective", ("fmissing.objective", "fmissing.union", "curves.likelihood", "curves.objective")),
+    ("objective", ("fmissing.objective", "fmissing.union", "curves.likelihood", "curves.objective", "curves.folding")),
     ("solvers", ("solvers.*", "uncertainty", "fitresult")),
     ("fit", ("fmissing.fitting", "fmissing.crossval", "fmissing.reproduce", "curves.fitting", "curves.galaxy_starts",
              "curves.errors", "curves.result", "curves.tables", "curves.convergence", "curves.laplace")),

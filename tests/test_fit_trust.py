@@ -169,6 +169,11 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
     assert many.galaxy_starts.n_improved == int(live.sum()) and np.all(many.galaxy_starts.improved[live])
     assert many.galaxy_starts.n_multimodal == int(live.sum()) and np.all(many.galaxy_starts.multimodal[live])
     assert many.status == "CONVERGED"
+    # The starts solved in float32, then compared, tested and polished in float64: the same modes, the same counts.
+    low = curves.fit(model, cat, settings._replace(galaxy_starts=8, start_precision="float32"))
+    assert np.all(low.local["a"][live] > 0.9) and low.objective < 1e-3 and low.status == "CONVERGED"
+    assert np.array_equal(low.galaxy_starts.improved, many.galaxy_starts.improved)
+    assert np.array_equal(low.galaxy_starts.multimodal, many.galaxy_starts.multimodal)
     one_mode = CurveModel("one_mode", ParameterSpec([]), ParameterSpec([Parameter("a", 1.5, 0.2, 2.0, per_galaxy=True)]),
                           _two_modes)
     short = curves.fit(one_mode, cat, settings._replace(galaxy_starts=8, solver_options=(SolverOptions(max_iter=1),)))

@@ -280,3 +280,41 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, spar
     from jaxcoh.plots import plot_result_dir
     written = plot_result_dir(out, formats=("png",), dpi=40, galaxies=["DDO154", "UGC02916"])
     assert set(written) == {"halo_chi2", "halo_wins", "halo_curves"}
+
+
+def test_stack_rows_start_where_their_model_alone_would(mock):
+    """Every row of a stack gets its own model's start design: Einasto's alpha, inert on the other rows, stays at its
+    initial value there and takes no dimension of their design (so their nuisance starts are those of the model
+    fitted alone, and a catalogue's results do not depend on how its models are grouped)."""
+    from jaxcoh.curves.galaxy_starts import start_design
+    from jaxcoh.curves.likelihood import curve_data
+
+    base, opts = mock[0], curves.Likelihood(nuisance=True)
+    names = ["nfw_flat", "einasto_flat"]
+    stacked = start_design(H.make_halo_stack(names, np.asarray(base.mask)), curve_data(stack_catalog(base, 2)),
+                           opts, 5, 0)
+    g = base.n_galaxies
+    for m, name in enumerate(names):
+        alone = start_design(curves.get_model(name), curve_data(base), opts, 5, 0)
+        for group, leaves in alone.items():
+            for k, v in leaves.items():
+                np.testing.assert_allclose(stacked[group][k][:, m * g:(m + 1) * g], v, rtol=1e-12,
+                                           err_msg=f"{name} {k}")
+    inert = H.make_halo_stack(names, np.asarray(base.mask)).local.to_values(stacked["local"])["alpha"][:, :g]
+    np.testing.assert_allclose(inert, H.ALPHA_INIT, rtol=1e-12)
+
+
+def test_models_are_grouped_by_cost_a_profile_kept_together():
+    from jaxcoh.curves.halo_catalog import PROFILE_COST, balanced_groups, fit_groups
+
+    groups = balanced_groups(NAMES, 2)
+    assert sorted(sum(groups, [])) == sorted(NAMES) and len(groups) == 2
+    profile = {m: H.profile_and_prior(m)[0] for m in NAMES}
+    assert not ({profile[m] for m in groups[0]} & {profile[m] for m in groups[1]})  # a profile's models together
+    cost = [sum(PROFILE_COST[profile[m]] for m in g) for g in groups]
+    assert max(cost) / min(cost) < 1.2 and all(g == [m for m in NAMES if m in g] for g in groups)  # in Li's order
+    assert fit_groups(NAMES, 175, None, 1) == [NAMES]
+    assert fit_groups(NAMES, 175, None, 2) == groups
+    assert fit_groups(NAMES, 175, 5, 2) == [NAMES[:5], NAMES[5:10], NAMES[10:]]
+    assert fit_groups(NAMES, 10**5, None, 2) == [[m] for m in NAMES]  # beyond the blocked objective's size
+    assert balanced_groups(["nfw_flat"], 4) == [["nfw_flat"]]

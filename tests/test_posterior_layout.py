@@ -18,7 +18,8 @@ from jaxcoh.catalog import POINT_FIELDS
 from jaxcoh.curves import Likelihood, curve_data, get_model, list_models
 from jaxcoh.curves.likelihood import likelihood_model
 from jaxcoh.curves.nuisance import NUISANCE, nuisance_at_scores
-from jaxcoh.curves.posterior import folded_rows, length_buckets, log_density
+from jaxcoh.curves.folding import folded_rows
+from jaxcoh.curves.posterior import length_buckets, log_density
 from jaxcoh.mock import mock_catalog
 
 
@@ -110,17 +111,20 @@ def _folded_gap(model, cat, opts) -> float:
 
 def test_every_pointwise_model_folds_and_the_check_catches_one_that_does_not():
     """Every registered model flagged pointwise gives the padded density on folded rows (with nuisance: rescaled
-    radii and speeds per row). Flagging a model that reads its whole curve (DC14-LCDM: M_star from the bulge's last
-    point) shows that this check fails where the flag is wrong, on a mock whose galaxies have bulges."""
+    radii and speeds per row), on a mock whose galaxies have bulges: DC14's shape and the LCDM priors take M_star
+    from the bulge's light at the curve's last point, which folded rows carry for their galaxy. Flagging a model that
+    reads its whole curve (the unified kernel: the recipe's galaxy properties) shows that this check fails where the
+    flag is wrong."""
     cat = mock_catalog(8, seed=2, kernel="rar", n_max=40, min_points=5, dtype=jnp.float64)
+    cat = dataclasses.replace(cat, V_bul=jnp.where(cat.mask, 0.5 * cat.V_disk, 0.0))
     opts = Likelihood(nuisance=True)
     pointwise = [m for m in map(get_model, list_models()) if m.pointwise]
-    assert {"rar", "nfw", "newtonian", "burkert_flat", "einasto_flat"} <= {m.name for m in pointwise}
+    assert {"rar", "nfw", "newtonian", "burkert_flat", "einasto_flat", "dc14_lcdm", "nfw_lcdm"} <= {
+        m.name for m in pointwise}
     for model in pointwise:
         assert _folded_gap(model, cat, opts) < 1e-12, model.name
-    wrong = dataclasses.replace(get_model("dc14_lcdm"), pointwise=True)
-    bulges = dataclasses.replace(cat, V_bul=jnp.where(cat.mask, 0.5 * cat.V_disk, 0.0))
-    assert _folded_gap(wrong, bulges, opts) > 1e-6
+    wrong = dataclasses.replace(get_model("unified_multiplicative"), pointwise=True)
+    assert _folded_gap(wrong, cat, opts) > 1e-6
 
 
 def test_layouts_named_and_traced_catalogs_stay_padded():
@@ -129,7 +133,7 @@ def test_layouts_named_and_traced_catalogs_stay_padded():
     with pytest.raises(ValueError, match="layout must be one of"):
         log_density(model, curve_data(cat), opts, "flat")
     with pytest.raises(ValueError, match="not pointwise"):
-        log_density(get_model("dc14_flat"), curve_data(cat), opts, "folded")
+        log_density(get_model("unified_additive"), curve_data(cat), opts, "folded")
 
     def traced(c):
         return log_density(model, curve_data(c), opts, "bucketed")(_z_near_truth(model, cat, 0))

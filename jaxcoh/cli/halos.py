@@ -41,8 +41,14 @@ OPTIONS = (
     Option("max_iter", 60, "further iterations polishing every galaxy's best start", type="int"),
     Option("seed", 0, "seed of the start design", type="nonneg_int"),
     Option("errors", True, "marginal standard errors of every fitted parameter (Hessian)", type="bool"),
-    Option("models_per_fit", 0, "models solved together in one stacked fit, compiled once (0: all of them; 1: model "
-           "by model, each compiled on its own, resumable model by model)", type="nonneg_int"),
+    Option("start_precision", "float32", "precision the starts of every galaxy are solved in, before each is "
+           "compared, tested and the best polished in --dtype (same: --dtype throughout)",
+           choices=("float32", "same")),
+    Option("models_per_fit", 0, "models solved together in one stacked fit, compiled once (0: groups of about equal "
+           "cost, one per thread; 1: model by model, each compiled on its own, resumable model by model)",
+           type="nonneg_int"),
+    Option("threads", 0, "groups of models fitted side by side, each in a thread (0: one per CPU core on a CPU, one "
+           "on an accelerator)", type="nonneg_int"),
     *VERBOSITY_OPTIONS,
 )
 
@@ -57,6 +63,7 @@ def settings(values: dict):
         likelihood=Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"],
                               error_floor=values["error_floor"]),
         galaxy_starts=values["galaxy_starts"], seed=values["seed"], errors=values["errors"],
+        start_precision=None if values["start_precision"] == "same" else values["start_precision"],
         report=per_iteration(values),  # per-iteration progress (jaxcoh.cli.reporting)
         solver_options=(first._replace(max_iter=values["start_iter"]), polish._replace(max_iter=values["max_iter"])))
 
@@ -82,10 +89,11 @@ def run(values: dict) -> int:
 
     with solver_progress(values, "halos "):  # every solver iteration, and a line per model
         parts = fit_halo_models(cat, models, settings(values), out=values["out"], progress=step,
-                                models_per_fit=per_fit)
+                                models_per_fit=per_fit, threads=values["threads"] or None)
     summary = {"cuts": values["cuts"], "sample": report, **catalog_summary(parts, cat), "data_kind": data["kind"],
                "settings": {k: values[k] for k in ("nuisance", "loss", "error_floor", "galaxy_starts", "start_iter",
-                                                   "max_iter", "seed", "errors", "models_per_fit")}}
+                                                   "max_iter", "seed", "errors", "start_precision",
+                                                   "models_per_fit", "threads")}}
     out = write_run(values["out"], "halos", OPTIONS, values, dtype=summary["dtype"], data=data,
                     files={"halos.json": summary, "halos.csv": catalog_table(parts),
                            "halo_curves.csv": catalog_curves(parts)})

@@ -23,6 +23,8 @@ from ..solvers import SolverOptions, SolverResult, Status, solve
 from ..solvers.common import jit_with_options
 from .convergence import Convergence, assess
 from .errors import curve_errors
+from .fold_plan import fold_saves
+from .folding import fold, lm_residuals
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
 from .laplace import Laplace, choose_marginal, format_shift, laplace_profile
 from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, prepare, residuals,
@@ -46,7 +48,11 @@ class CurveSettings(NamedTuple):
     own and nuisance parameters integrated out by Laplace's approximation (:mod:`~jaxcoh.curves.laplace`: on RAR mocks
     within 1 standard error of the truth at 10^4 and 10^5 galaxies, where the joint MAP was 4.3 and 12.4 away), and
     ``"auto"`` (the default) the Laplace marginal beyond :data:`~jaxcoh.curves.laplace.LAPLACE_AUTO_GALAXIES` galaxies,
-    the joint MAP up to it."""
+    the joint MAP up to it. ``layout``: what the block Levenberg-Marquardt linearises, "folded" rows of a few points
+    (:mod:`~jaxcoh.curves.folding`; pointwise models only), "padded" the catalog as it is, or "auto" (the default)
+    folded rows for a pointwise model where they have fewer slots than padding. ``start_precision``: the precision
+    the galaxies' starts are solved in (e.g. "float32", about twice as fast on CPU), each start then compared and
+    tested at its solution in the fit's own precision, in which the best is polished; None: the fit's own."""
 
     likelihood: Likelihood = Likelihood()
     n_starts: int = 4
@@ -57,6 +63,24 @@ class CurveSettings(NamedTuple):
     galaxy_starts: int = 8
     report: bool = False
     marginal: str = "auto"
+    layout: str = "auto"
+    start_precision: str | None = None
+
+
+FIT_LAYOUTS = ("auto", "padded", "folded")
+
+
+def lm_data(data: CurveData, model: CurveModel, opts: Likelihood, layout: str) -> CurveData:
+    """``data`` with folded rows where ``layout`` asks for them (see :class:`CurveSettings`)."""
+    if layout not in FIT_LAYOUTS:
+        raise ValueError(f"layout must be one of {FIT_LAYOUTS}, got {layout!r}")
+    if layout == "folded" and not model.pointwise:
+        raise ValueError(f"{model.name} is not pointwise (its points need the rest of their curve): no folded layout")
+    traced = isinstance(data.cat.mask, jax.core.Tracer)
+    if layout == "folded" or (layout == "auto" and model.pointwise and not traced
+                                 and fold_saves(np.asarray(data.cat.mask))):
+        return fold(data, opts)
+    return data
 
 
 def at_joint_maximum(settings: CurveSettings) -> CurveSettings:
@@ -99,9 +123,10 @@ def _solve_one(model: CurveModel, opts: Likelihood, solver: str, solver_options:
                data: CurveData):
     if solver == "block_lm":  # per-galaxy parameters side by side: {"shared": ..., "local": {local, nuisance}}
         local = {k: v for k, v in z.items() if k != "shared"}
+        fn, row_galaxy = lm_residuals(data)
         res = solve(solver, {"shared": z["shared"], "local": local}, data,
-                    residual_fn=lambda zz, d: residuals({"shared": zz["shared"], **zz["local"]}, model, d, opts),
-                    options=solver_options)
+                    residual_fn=lambda zz, d: fn({"shared": zz["shared"], **zz["local"]}, model, d, opts),
+                    options=solver_options, row_galaxy=row_galaxy)
         res = res._replace(z={"shared": res.z["shared"], **res.z["local"]})
     else:
         res = solve(solver, z, data, residual_fn=lambda zz, d: residuals(zz, model, d, opts),
@@ -232,6 +257,8 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     t0 = time.perf_counter()
     data = prepare(curve_data(cat, opts.recipe), opts)
     solver = choose_solver(model, data, opts) if settings.solver == "auto" else settings.solver
+    if "block_lm" in solver.split("+"):
+        data = lm_data(data, model, opts, settings.layout)
     options = stage_options(solver, settings.solver_options, settings.report)
     z0 = starts(model, data, opts, settings.n_starts, settings.seed)
     galaxy_info = GalaxyStarts(n_starts=1, n_multimodal=0, n_improved=0)
@@ -249,7 +276,8 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         _log_stage(model, f"{solver} from {settings.n_starts} start(s)", best, t0)
     if galaxy_starts:
         lm = options[solver.split("+").index("block_lm")]._replace(report="galaxy starts" if settings.report else "")
-        z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed)
+        z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed,
+                                               settings.start_precision)
         log.info(f"{model.name}: {settings.galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
                  f"improved by their other starts, {galaxy_info.n_multimodal} with starts that disagreed "
                  f"({time.perf_counter() - t0:.0f} s)")

@@ -20,17 +20,20 @@ vanishes, the Gauss-Newton step stays finite.)
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..config import canonical_dtype
 from ..sobol import sobol_points
 from ..solvers import SolverOptions, solve
 from ..solvers.common import jit_with_options
 from .convergence import BOUND_U, STATIONARITY_TOL
-from .likelihood import CurveData, Likelihood, evaluate, per_galaxy_groups, residuals
+from .folding import galaxy_objective_terms, lm_residuals
+from .likelihood import CurveData, Likelihood, per_galaxy_groups
 from .models import CurveModel
 from .nuisance import nuisance_at_scores
 
@@ -54,15 +57,30 @@ class GalaxyStarts(NamedTuple):
 
 
 def start_design(model: CurveModel, data: CurveData, opts: Likelihood, n: int, seed: int) -> dict:
-    """``n`` starts of every galaxy's own parameters, unconstrained ``{group: {name: [n, g]}}``."""
+    """``n`` starts of every galaxy's own parameters, unconstrained ``{group: {name: [n, g]}}``.
+
+    A galaxy's starts are the Sobol design of its own parameters: those the model declares inert on it
+    (:attr:`~jaxcoh.curves.models.CurveModel.inert_local`, e.g. Einasto's alpha on the other models' rows of a stack
+    of halo models) stay at their initial values and take no dimension of the design, so each row of a stack starts
+    where its model fitted alone would."""
     kinds = per_galaxy_groups(model, opts)
     cat = data.cat
-    u = sobol_points(len(kinds), n, seed)
+    g = cat.n_galaxies
+    inert = model.inert_local(g) if model.inert_local is not None else {}
+    active = np.stack([~np.asarray(inert.get(p.name, np.zeros(g, bool))) if group == "local" else np.ones(g, bool)
+                       for group, p in kinds])  # [kinds, g]
+    u = np.zeros((n, len(kinds), g))
+    for pattern in np.unique(active, axis=1).T:  # the galaxies with the same active kinds share a design
+        if not pattern.any():
+            continue
+        on = np.all(active == pattern[:, None], axis=0)
+        u[:, pattern, :] += sobol_points(int(pattern.sum()), n, seed)[:, :, None] * on
     out: dict = {"local": {}, **({"nuisance": {}} if opts.nuisance else {})}  # the layout of z
+    init = model.local.init_values(g, dtype=cat.dtype)
     for j, (group, p) in enumerate(kinds):
-        uj = jnp.asarray(u[:, j], cat.dtype)[:, None]  # the same design point for every galaxy, in its own units
+        uj = jnp.asarray(u[:, j], cat.dtype)  # [n, g]: each galaxy's design point, in its own units
         if group == "local":
-            values = p.start_value(uj) * jnp.ones((1, cat.n_galaxies), cat.dtype)
+            values = jnp.where(jnp.asarray(active[j]), p.start_value(uj), init[p.name])
         else:
             values = nuisance_at_scores(p.name, SPREAD_SIGMA * (2 * uj - 1), cat)
         out[group][p.name] = p.to_unconstrained(values.astype(cat.dtype))
@@ -90,6 +108,25 @@ def gradient_and_hessian_diagonal(terms_of, own: dict, groups: list) -> tuple:
     return terms[0], d1, d2
 
 
+def _judge(model: CurveModel, opts: Likelihood, shared_z: dict, own: dict, data: CurveData,
+           test_settled: bool) -> tuple:
+    """``(objective terms [g], settled [g])`` of every galaxy at its own parameters ``own`` (see the module's notes;
+    all settled without ``test_settled``, whose derivatives then are not computed)."""
+    terms_of = lambda o: galaxy_objective_terms(model, {"shared": shared_z, **o}, data, opts)  # noqa: E731
+    if not test_settled:
+        terms = terms_of(own)
+        return terms, jnp.ones(terms.shape, bool)
+    groups = per_galaxy_groups(model, opts)
+    terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
+    settled = jnp.ones(terms.shape, bool)
+    for c, (grp, p) in enumerate(groups):
+        gc, hc, u = d1[c], d2[c], jax.nn.sigmoid(own[grp][p.name])
+        if p.bounded:  # pushed outward at a bound: the bound holds it
+            gc = jnp.where(((u <= BOUND_U) & (gc > 0)) | ((u >= 1 - BOUND_U) & (gc < 0)), 0.0, gc)
+        settled &= (gc == 0) | ((hc > 0) & (gc * gc <= STATIONARITY_TOL**2 * jnp.where(hc > 0, hc, 1.0)))
+    return terms, settled
+
+
 @jit_with_options(static_argnames=("model", "opts", "test_settled"), options_argnames=("options",))
 def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
                       data: CurveData, test_settled: bool = True):
@@ -97,35 +134,50 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
     shared parameters fixed at ``shared_z``. Returns the solutions ``[K, g]``, each galaxy's objective terms
     ``[K, g]``, whether each start has settled ``[K, g]`` (see the module's notes; all True without
     ``test_settled``, whose derivatives then are not computed) and the solves' statuses ``[K]``."""
-    groups = per_galaxy_groups(model, opts)
+    fn, row_galaxy = lm_residuals(data)
 
     def one(local):
-        res = solve("block_lm", {"shared": {}, "local": local}, data, options=options,
-                    residual_fn=lambda zz, d: residuals({"shared": shared_z, **zz["local"]}, model, d, opts))
-        own = res.z["local"]
-        terms_of = lambda o: evaluate(model, {"shared": shared_z, **o}, data, opts).objective_terms  # noqa: E731
-        if not test_settled:
-            terms = terms_of(own)
-            return own, terms, jnp.ones(terms.shape, bool), res.status
-        terms, d1, d2 = gradient_and_hessian_diagonal(terms_of, own, groups)
-        settled = jnp.ones(terms.shape, bool)
-        for c, (grp, p) in enumerate(groups):
-            gc, hc, u = d1[c], d2[c], jax.nn.sigmoid(own[grp][p.name])
-            if p.bounded:  # pushed outward at a bound: the bound holds it
-                gc = jnp.where(((u <= BOUND_U) & (gc > 0)) | ((u >= 1 - BOUND_U) & (gc < 0)), 0.0, gc)
-            settled &= (gc == 0) | ((hc > 0) & (gc * gc <= STATIONARITY_TOL**2 * jnp.where(hc > 0, hc, 1.0)))
-        return own, terms, settled, res.status
+        res = solve("block_lm", {"shared": {}, "local": local}, data, options=options, row_galaxy=row_galaxy,
+                    residual_fn=lambda zz, d: fn({"shared": shared_z, **zz["local"]}, model, d, opts))
+        return res.z["local"], *_judge(model, opts, shared_z, res.z["local"], data, test_settled), res.status
 
     return jax.lax.map(one, starts)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "opts"))
+def judge_each_start(model: CurveModel, opts: Likelihood, shared_z: dict, solutions: dict, data: CurveData):
+    """``(objective terms [K, g], settled [K, g])`` at the solutions ``[K, g]`` of :func:`solve_each_galaxy`."""
+    return jax.lax.map(lambda own: _judge(model, opts, shared_z, own, data, True), solutions)
+
+
+def as_floats(tree, dtype):
+    """``tree`` with its floating-point leaves in ``dtype`` (integer and boolean leaves as they are)."""
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def solve_starts(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
+                 data: CurveData, precision: str | None = None):
+    """:func:`solve_each_galaxy` with the settled test, the solves run in ``precision`` where given (the starts,
+    data and shared values cast to it, the solutions cast back): each start's objective and settled test are then
+    taken at its solution in the data's precision."""
+    dt = data.cat.dtype
+    if precision is None or canonical_dtype(precision) == dt:
+        return solve_each_galaxy(model, opts, options, shared_z, starts, data)
+    low = canonical_dtype(precision)
+    solutions, _, _, status = solve_each_galaxy(model, opts, options, as_floats(shared_z, low), as_floats(starts, low),
+                                                as_floats(data, low), test_settled=False)
+    solutions = as_floats(solutions, dt)
+    return (solutions, *judge_each_start(model, opts, shared_z, solutions, data), status)
+
+
 def best_start_per_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, z: dict, data: CurveData,
-                          n_starts: int, seed: int) -> tuple[dict, GalaxyStarts]:
-    """``z`` with every galaxy's own parameters at the best of ``n_starts`` starts (the first is ``z`` itself)."""
+                          n_starts: int, seed: int, precision: str | None = None) -> tuple[dict, GalaxyStarts]:
+    """``z`` with every galaxy's own parameters at the best of ``n_starts`` starts (the first is ``z`` itself), the
+    starts solved in ``precision`` where given (:func:`solve_starts`)."""
     own = {k: v for k, v in z.items() if k != "shared"}
     design = start_design(model, data, opts, n_starts - 1, seed)
     starts = jax.tree_util.tree_map(lambda a, d: jnp.concatenate([a[None], d]), own, design)
-    solutions, terms, settled, _ = solve_each_galaxy(model, opts, options, z["shared"], starts, data)
+    solutions, terms, settled, _ = solve_starts(model, opts, options, z["shared"], starts, data, precision)
     terms = np.asarray(terms, float)
     terms = np.where(np.isfinite(terms), terms, np.inf)
     best = np.argmin(terms, axis=0)  # [g]

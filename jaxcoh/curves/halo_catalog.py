@@ -14,14 +14,17 @@ their table's chi2_nu), NaN where ``n_points <= n_params`` (the published table 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -54,15 +57,22 @@ START_ITER, POLISH_ITER = 20, 60
 HALO_SETTINGS = CurveSettings(
     likelihood=Likelihood(nuisance=True, loss="chi2"), n_starts=1, solver="block_lm+block_lm",
     solver_options=(SolverOptions(max_iter=START_ITER), SolverOptions(max_iter=POLISH_ITER)), errors=True,
-    galaxy_starts=8)
+    galaxy_starts=8, start_precision="float32")
 """The catalogue's fits: MAP with the nuisance parameters, by the block Levenberg-Marquardt alone (no shared
 parameters: an L-BFGS phase has nothing to do), 8 starts per galaxy. Every start of every galaxy, the initial values
 first, gets the chain's first stage (20 iterations; :mod:`~jaxcoh.curves.galaxy_starts` runs the chain's block LM
-options), and the best start is polished by the whole chain (20 + 60 more). Measured on SPARC (twelve models, 175
-galaxies, 2-core CPU): these settings reach a total chi^2 of 93766 in 20-22 s warm. Before the starts began from the
-initial values (a first solve of 15 + 60 iterations, then 15 per start, then the polish) the catalogue reached 93774
-in 25-29 s, with the same median chi2_nu per model to four digits; 100 iterations for every start and solve, 93751
-in about 4 times the time. Most galaxies settle within 15 iterations, the rest crawl toward a bound."""
+options) in float32, is compared and tested in the catalog's precision, and the best start is polished by the whole
+chain (20 + 60 more) in it. Most galaxies settle within 15 iterations, the rest crawl toward a bound; 100 iterations
+for every start and solve cost about 4 times the time for a total chi^2 lower by 15 (an earlier code's figure).
+
+Measured on SPARC (twelve models, 175 galaxies, 2-core CPU, warm, two groups of models in threads): the float32
+starts took the catalogue from 13.4 s to 7.6 s (one group) with the total chi^2 lower by 11.5 (one galaxy-model 0.012
+worse, three better, UGC02916 under Einasto-Flat by 10.5); with Einasto's finite-difference step of 1e-4 kept in
+float32 (derivatives good to 1e-3) it was 13.6 higher, NGC2955 under Einasto-Flat 14.0 worse. Stacked with the
+other models, Einasto's alpha took a dimension of every row's start design until it was declared inert on their
+rows (:attr:`~jaxcoh.curves.models.CurveModel.inert_local`): the total chi^2 fell from 93754.0 to 93508.3, and a
+catalogue fitted in two groups gives the one-group figures (93508.2655 against 93508.2636: the polish's last
+iterations of galaxies still crawling)."""
 
 COLUMNS = ("galaxy", "model", "upsilon_disk", "upsilon_bulge", "distance", "inclination", "V200", "C200", "rs",
            "log10_rho_s", "log10_M200", "alpha", "chi2", "chi2_nu", "n_points", "n_params", "bic", "status")
@@ -210,54 +220,109 @@ def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
             else make_halo_stack(names, points))
 
 
-def fit_groups(models: Sequence[str], n_galaxies: int, models_per_fit: int | None) -> list[list[str]]:
-    """The models fitted together: ``models_per_fit`` at a time (None: all, while the stacked catalog stays under
-    the blocked objective's size, one at a time beyond)."""
+# Relative cost of fitting one model of each profile, warm (SPARC, every galaxy, a Flat and an LCDM model fitted
+# together, float32 starts, 2-core CPU): pISO-Burkert 0.69 s, NFW 0.68, Einasto 3.36, DC14 1.99, coreNFW 0.74,
+# Lucky13 0.74 s a pair. Einasto's incomplete gamma (XLA's series and continued fraction, loops run to the slowest
+# element) and DC14's quadrature make the difference.
+PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 4.9, "DC14": 2.9, "coreNFW": 1.1, "Lucky13": 1.1}
+
+
+def fit_threads() -> int:
+    """Groups of models fitted side by side: one per CPU core on the CPU backend (a fit's programs leave much of a
+    second core idle: small loops, gathers), one on an accelerator (one device, one program at a time)."""
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def balanced_groups(models: Sequence[str], k: int) -> list[list[str]]:
+    """``models`` in at most ``k`` groups of about equal cost (:data:`PROFILE_COST`), a profile's models kept
+    together (one copy of the profile's code per program), each group in the order of ``models``."""
+    by_profile: dict[str, list[str]] = {}
+    for m in models:
+        by_profile.setdefault(profile_and_prior(m)[0], []).append(m)
+    load, groups = [0.0] * k, [[] for _ in range(k)]
+    for profile in sorted(by_profile, key=lambda p: -PROFILE_COST[p] * len(by_profile[p])):
+        i = int(np.argmin(load))
+        groups[i] += by_profile[profile]
+        load[i] += PROFILE_COST[profile] * len(by_profile[profile])
+    return [[m for m in models if m in g] for g in groups if g]
+
+
+def fit_groups(models: Sequence[str], n_galaxies: int, models_per_fit: int | None, threads: int = 1
+               ) -> list[list[str]]:
+    """The models fitted together: ``models_per_fit`` at a time; None: in ``threads`` groups of about equal cost
+    (:func:`balanced_groups`, all in one group with one thread) while a group's stacked catalog stays under the
+    blocked objective's size, one at a time beyond."""
     if models_per_fit is None:
-        models_per_fit = len(models) if n_galaxies * len(models) < 4 * GALAXY_BLOCK else 1
+        if n_galaxies * len(models) >= 4 * GALAXY_BLOCK:
+            models_per_fit = 1
+        else:
+            return balanced_groups(models, max(1, threads))
     k = max(1, int(models_per_fit))
     return [list(models[i:i + k]) for i in range(0, len(models), k)]
 
 
 def fit_halo_models(cat: Catalog, models: Sequence[str] | None = None, settings: CurveSettings = HALO_SETTINGS, *,
                     out: str | Path | None = None, progress: Callable[[str], None] | None = None,
-                    models_per_fit: int | None = None) -> dict[str, dict]:
+                    models_per_fit: int | None = None, threads: int | None = None) -> dict[str, dict]:
     """Fits every model of ``models`` (default: the twelve of Li et al.) to ``cat``; returns ``{name: {"doc":
     fit statistics, "rows": per-galaxy table, "curves": per-point table}}``.
 
-    Models are fitted ``models_per_fit`` at a time (:func:`fit_groups`) as one stacked fit
+    Models are fitted in groups (:func:`fit_groups`), each group one stacked fit
     (:func:`~jaxcoh.curves.halos.make_halo_stack`): the same problems solved side by side, compiled once, where
-    twelve separate fits would compile twelve times (on a 2-core CPU each compilation costs more than the fit). With
-    ``out``, each group's models are stored in ``out/models/`` when it finishes, and loaded from there when the same
-    catalog and settings were fitted before (an interrupted catalogue resumes group by group; ``models_per_fit=1``:
-    model by model)."""
+    twelve separate fits would compile twelve times (on a 2-core CPU each compilation costs more than the fit).
+    ``threads`` groups are fitted at once, each in its own thread (default :func:`fit_threads`; the per-galaxy
+    results do not depend on the grouping). With ``out``, each group's models are stored in ``out/models/`` when it
+    finishes, and loaded from there when the same catalog and settings were fitted before (an interrupted catalogue
+    resumes group by group; ``models_per_fit=1``: model by model)."""
     models = halo_model_names() if models is None else [get_model(m).name for m in models]
     for m in models:
         profile_and_prior(m)  # not a halo model: fails here, naming them
+    threads = fit_threads() if threads is None else max(1, int(threads))
     store = PartStore(Path(out) / "models" if out is not None else None,
                       {"kind": "halos", "catalog": catalog_digest(cat), "settings": settings._asdict(),
                        "dtype": precision_name(cat.dtype), "models_per_fit": models_per_fit})
     cat = stack_catalog(cat, 1)  # padded to its longest curve, as every stack of it
     points = np.asarray(cat.mask, bool)
-    parts = {}
-    for group in fit_groups(models, cat.n_galaxies, models_per_fit):
-        loaded = {name: store.load(name, ("rows", "curves")) for name in group}
-        todo = [name for name in group if loaded[name] is None]
-        if todo:
-            model = catalog_model(tuple(todo), points.shape, points.tobytes())
-            t0 = time.perf_counter()
-            fitted = fit(model, stack_catalog(cat, len(todo)), settings)
-            for name, (doc, tables) in model_parts(fitted, cat, todo, time.perf_counter() - t0).items():
-                store.save(name, doc, tables)
-                loaded[name] = (doc, tables)
-        for name in group:
-            doc, tables = loaded[name]
-            parts[name] = {"doc": doc, **tables}
-            if progress is not None:
+    parts = {name: loaded for name in models if (loaded := store.load(name, ("rows", "curves"))) is not None}
+    groups = fit_groups(models, cat.n_galaxies, models_per_fit, threads)
+
+    def fit_group(todo: list[str]) -> dict[str, tuple[dict, dict]]:
+        model = catalog_model(tuple(todo), points.shape, points.tobytes())
+        t0 = time.perf_counter()
+        fitted = fit(model, stack_catalog(cat, len(todo)), settings)
+        done = model_parts(fitted, cat, todo, time.perf_counter() - t0)
+        for name, (doc, tables) in done.items():
+            store.save(name, doc, tables)
+        return done
+
+    pending = [todo for group in groups if (todo := [name for name in group if name not in parts])]
+    for name in models:
+        if name in parts and progress is not None:
+            progress(name)
+    for done in _as_completed(min(threads, len(pending)), fit_group, pending):
+        parts.update(done)
+        if progress is not None:
+            for name in done:
                 progress(name)
     if store.resumed:
         log.info(f"resumed {', '.join(store.resumed)} from {store.directory}")
-    return {name: parts[name] for name in models}
+    return {name: {"doc": parts[name][0], **parts[name][1]} for name in models}
+
+
+def _as_completed(workers: int, fn: Callable, jobs: list):
+    """``fn(job)`` of every job, ``workers`` at a time in threads, yielded as each finishes (one worker: in the
+    calling thread). Interrupted, no further job starts; those running finish (XLA cannot stop a running program)."""
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+    try:
+        for future in concurrent.futures.as_completed([pool.submit(fn, job) for job in jobs]):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def catalog_table(parts: dict[str, dict]) -> pd.DataFrame:
@@ -327,13 +392,15 @@ def catalog_summary(parts: dict[str, dict], cat: Catalog | None = None) -> dict:
 
 def halo_catalog(cat: Catalog, models: Sequence[str] | None = None, settings: CurveSettings = HALO_SETTINGS, *,
                  out: str | Path | None = None, progress: Callable[[str], None] | None = None,
-                 models_per_fit: int | None = None) -> tuple[pd.DataFrame, dict]:
+                 models_per_fit: int | None = None, threads: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Li et al.'s catalogue for ``cat``: ``(halos.csv table, halos.json summary)`` (see :func:`fit_halo_models`
     for ``out`` and resuming; :func:`catalog_curves` of the parts gives the fitted curves)."""
-    parts = fit_halo_models(cat, models, settings, out=out, progress=progress, models_per_fit=models_per_fit)
+    parts = fit_halo_models(cat, models, settings, out=out, progress=progress, models_per_fit=models_per_fit,
+                            threads=threads)
     summary = catalog_summary(parts, cat)
     summary["settings"] = {"solver": settings.solver, "galaxy_starts": settings.galaxy_starts,
-                           "models_per_fit": models_per_fit,
+                           "start_precision": settings.start_precision, "models_per_fit": models_per_fit,
+                           "threads": threads,
                            "likelihood": settings.likelihood._asdict(), "errors": settings.errors}
     return catalog_table(parts), summary
 

@@ -61,6 +61,7 @@ from ..halo_profiles import mu_dc14 as hp_mu_dc14
 from ..halo_profiles import mu_einasto as hp_mu_einasto
 from ..numerics import safe_div, safe_log, safe_pow
 from ..parameters import Parameter, ParameterSpec
+from .fold_plan import fold_width, folded_mask
 from .inputs import CurveInputs
 from .models import CurveModel, get_model, register_model
 
@@ -70,7 +71,8 @@ C200_INIT, ALPHA_INIT = 10.0, 0.5
 LN10 = math.log(10.0)
 
 
-EINASTO_FD_STEP = 1e-4  # relative step in alpha of the derivative below
+EINASTO_FD_STEP = 1e-4  # relative step in alpha of the derivative below (float64)
+EINASTO_FD_STEP_32 = 5e-3  # in float32: ~eps^(1/3), truncation and rounding ~2e-5 relative each (1e-4 left ~1e-3)
 
 
 @jax.custom_jvp
@@ -80,19 +82,23 @@ def mu_einasto(x: Array, alpha: Array) -> Array:
     Its derivative in alpha runs through XLA's ``igamma_grad_a``, which JAX cannot differentiate again, so the
     Hessian behind the standard errors would fail. Here the x-derivative is the density, ``x^2 rho(x)``, and the
     alpha-derivative a central difference of this function itself (step ``1e-4 alpha``: truncation ~1e-9 and
-    rounding ~1e-12 relative; a second derivative ~1e-8), each differentiable again.
+    rounding ~1e-12 relative; a second derivative ~1e-8), each differentiable again. The value and both sides of
+    the difference are one call on the three inputs side by side: XLA's incomplete gamma runs its series and its
+    continued fraction as loops until every element has converged, and on the halo catalogue the loops' fixed cost
+    per pass was most of the profile's (three calls: 15 ms of an iteration's 44 ms; measured with JAX's profiler).
     """
     return hp_mu_einasto(x, alpha)
 
 
 @mu_einasto.defjvp
 def _mu_einasto_jvp(primals, tangents):
-    x, alpha = primals
+    x, alpha = jnp.broadcast_arrays(*primals)
     dx, dalpha = tangents
-    h = EINASTO_FD_STEP * alpha
-    d_alpha = (mu_einasto(x, alpha + h) - mu_einasto(x, alpha - h)) / (2 * h)
+    h = (EINASTO_FD_STEP if alpha.dtype == jnp.float64 else EINASTO_FD_STEP_32) * alpha
+    mu, up, down = mu_einasto(jnp.stack([x, x, x]), jnp.stack([alpha, alpha + h, alpha - h]))
+    d_alpha = (up - down) / (2 * h)
     d_x = x * x * jnp.exp(-(2.0 / alpha) * (safe_pow(x, alpha) - 1.0))  # x^2 rho/rho_s; 0 at x = 0
-    return mu_einasto(x, alpha), d_x * dx + d_alpha * dalpha
+    return mu, d_x * dx + d_alpha * dalpha
 
 
 @jax.custom_jvp
@@ -211,9 +217,9 @@ def make_halo_model(profile: str, prior: str, points: np.ndarray | None = None) 
     return CurveModel(model_name(profile, prior), ParameterSpec([]), _local_spec(p), speed2,
                       prior_residuals=prior_residuals if prior == "LCDM" else None,
                       description=f"V^2 = V_bar^2 + V_{profile}^2 (Li et al. 2020), {what}", family="halo",
-                      # DC14's shape and the LCDM stellar-to-halo prior take M_star (the bulge's light from the
-                      # last point); a baked point mask fixes the layout
-                      pointwise=points is None and profile != "DC14" and prior == "Flat")
+                      # M_star (DC14's shape, the LCDM priors) takes the bulge's light of the galaxy, which folded
+                      # rows carry; with a point mask, other layouts are evaluated at every slot
+                      pointwise=True)
 
 
 HALO_MODELS: dict[str, CurveModel] = {}
@@ -249,43 +255,57 @@ def profile_and_prior(model: str | CurveModel) -> tuple[str, str]:
 ALPHA_PIN = 1.0  # prior width holding the unused alpha of a stack's non-Einasto rows (it touches no data)
 
 
+def _rows_of_each_profile(profiles: np.ndarray) -> dict[str, np.ndarray]:
+    """``{profile: the rows [k] it is evaluated on}`` (sorted) of ``profiles [rows]``, in order of appearance."""
+    return {p: np.nonzero(profiles == p)[0] for p in dict.fromkeys(profiles)}
+
+
 def make_halo_stack(models: Sequence[str | CurveModel], points: np.ndarray) -> CurveModel:
     """Several halo models as one curve model, for a catalog whose real points are ``points [g, n]`` repeated once
     per model (row ``m g + j`` is galaxy ``j`` under ``models[m]``; ``jaxcoh.curves.halo_catalog.stack_catalog``
-    builds it): one fit, one compilation, for all of them.
+    builds it), or for that catalog's folded rows (:func:`jaxcoh.curves.folding.folded_rows`: model ``m``'s rows
+    after model ``m - 1``'s): one fit, one compilation, for all of them.
 
     Every row is its own problem (no shared parameters), with the parameters, nuisance values and priors of its
-    model, so a stacked fit solves exactly the separate fits side by side. Each profile is evaluated once, on the
-    real points of its rows. The per-galaxy parameters are V200, C200 and, if an Einasto model is stacked, alpha;
-    on the other rows alpha touches no data, and a prior residual ``(alpha - 0.5)/1`` holds it (0 at the solution).
-    Prior residuals ``[g, 2 or 3]``: the c-M and stellar-to-halo mass terms of LCDM rows (0 on Flat rows) and the
-    alpha terms.
+    model, so a stacked fit solves exactly the separate fits side by side. Each profile is evaluated once: on the
+    real points of its rows in either layout. The per-galaxy parameters are V200, C200 and, if an Einasto model is
+    stacked, alpha; on the other rows alpha touches no data (``inert_local``: its starts stay at 0.5), and a prior
+    residual ``(alpha - 0.5)/1`` holds it there (0: no step of a fit moves it, no objective counts it). Prior
+    residuals ``[rows, 2 or 3]``: the c-M and stellar-to-halo mass terms of LCDM rows (0 on Flat rows) and the alpha
+    terms.
     """
     names = [get_model(m).name for m in models]
     pairs = [profile_and_prior(m) for m in names]
     points = np.asarray(points, bool)
-    g = points.shape[0]
+    g, n = points.shape
     tiled = np.tile(points, (len(names), 1))
-    profile_of_row = np.repeat([p for p, _ in pairs], g)
-    lcdm = np.repeat([prior == "LCDM" for _, prior in pairs], g)
-    einasto = profile_of_row == "Einasto"
-    by_profile = {}
-    for profile in dict.fromkeys(profile_of_row):
-        galaxies = np.nonzero(profile_of_row == profile)[0]
-        rows, cols = np.nonzero(tiled & (profile_of_row == profile)[:, None])
-        by_profile[profile] = (galaxies, rows, cols)
-    all_rows, all_cols = (np.concatenate([v[i] for v in by_profile.values()]) for i in (1, 2))
-    with_alpha = bool(einasto.any())
+    folded = folded_mask(points, fold_width(n))  # [r, w]: this catalog's folded rows
+    # each layout's real points, model after model; where the two coincide (no curve longer than a row) so do they
+    masks = {m.shape: m for m in (np.tile(folded, (len(names), 1)), tiled)}
+    with_alpha = any(p == "Einasto" for p, _ in pairs)
+
+    def row_models(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(profile [rows], LCDM prior [rows])`` of each row of a layout of ``shape``."""
+        if not any(shape == m[:len(shape)] for m in masks):
+            raise ValueError(f"a stack of {len(names)} halo models evaluates the catalog it was built for, "
+                             f"{tiled.shape}, or its folded rows, not {shape} (no blocked objective: fit fewer "
+                             "models at once)")
+        model_of_row = np.repeat(np.arange(len(names)), shape[0] // len(names))
+        return (np.asarray([pairs[m][0] for m in model_of_row]),
+                np.asarray([pairs[m][1] == "LCDM" for m in model_of_row], bool))
 
     def speed2(shared, local, x: CurveInputs) -> Array:
-        if x.R.shape != tiled.shape:
-            raise ValueError(f"a stack of {len(names)} halo models evaluates the catalog it was built for, "
-                             f"{tiled.shape}, not {x.R.shape} (no blocked objective: fit fewer models at once)")
-        v2 = jnp.concatenate([_v2_at(p, local, x, x.R[rows, cols], rows, galaxies)
-                              for p, (galaxies, rows, cols) in by_profile.items()])
-        return x.V_bar2 + jnp.zeros(tiled.shape, v2.dtype).at[all_rows, all_cols].set(v2)
+        profiles, _ = row_models(x.R.shape)  # each profile evaluated at the real points of its rows
+        real = masks[x.R.shape]
+        rows_of = _rows_of_each_profile(profiles)
+        rows, cols = zip(*(np.nonzero(real & (profiles == p)[:, None]) for p in rows_of), strict=True)
+        v2 = jnp.concatenate([_v2_at(p, local, x, x.R[r, c], r, rows_of[p])
+                              for p, r, c in zip(rows_of, rows, cols, strict=True)])
+        return x.V_bar2 + jnp.zeros(real.shape, v2.dtype).at[np.concatenate(rows), np.concatenate(cols)].set(v2)
 
     def prior_residuals(shared, local, x: CurveInputs) -> Array:
+        profiles, lcdm = row_models(local["V200"].shape)
+        einasto = profiles == "Einasto"
         lm = log10_m200(local["V200"])
         z_c = jnp.where(einasto, z_concentration(local["C200"], lm, "Einasto"), z_concentration(local["C200"], lm))
         z = [jnp.where(lcdm, z_c, 0.0), jnp.where(lcdm, z_shmr(safe_log(x.M_star) / LN10, lm), 0.0)]
@@ -295,9 +315,13 @@ def make_halo_stack(models: Sequence[str | CurveModel], points: np.ndarray) -> C
                                (alpha - ALPHA_INIT) / ALPHA_PIN))
         return jnp.stack(z, axis=1)
 
+    def inert_local(n_galaxies: int) -> dict[str, np.ndarray]:  # alpha on the rows of the other models
+        return {"alpha": np.repeat([p != "Einasto" for p, _ in pairs], n_galaxies // len(names))}
+
     spec = _local_spec(PROFILES["Einasto" if with_alpha else "NFW"])
     return CurveModel(f"halos({','.join(names)})", ParameterSpec([]), spec, speed2, prior_residuals=prior_residuals,
-                      description="stacked halo models: " + ", ".join(display_name(m) for m in names), family="halo")
+                      description="stacked halo models: " + ", ".join(display_name(m) for m in names), family="halo",
+                      pointwise=True, inert_local=inert_local if with_alpha else None)
 
 
 def derived_quantities(model: str | CurveModel, local: Mapping[str, Array], M_star: Array, R_eff: Array

@@ -65,8 +65,11 @@ def bulge_luminosity(cat: Catalog) -> Array:
     inside the first radius: on SPARC it puts under 1% of the light in the bulge for 8 of the 32 galaxies whose
     Vbul is non-zero (NGC2841: 0.1% against 25% here), and needs SB profiles, which mocks do not have. Li et al. (2020)
     do not state their split in the parts of the paper reachable here; this one uses only V_bul, R and table1.
-    Invariant under the distance (L_bul and L36 both scale with D^2).
+    Invariant under the distance (L_bul and L36 both scale with D^2). Rows that are not whole curves carry their
+    galaxy's value (``cat.L_bul``, scaled with D^2 by :func:`~jaxcoh.curves.nuisance.apply_nuisance`).
     """
+    if cat.L_bul is not None:
+        return cat.L_bul
     n = jnp.sum(cat.mask, axis=1, dtype=jnp.int32)
     last = jnp.clip(n - 1, 0, cat.mask.shape[1] - 1)[:, None]
     V = jnp.take_along_axis(jnp.where(cat.mask, cat.V_bul, 0.0), last, axis=1)[:, 0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +26,9 @@ from ..properties import galaxy_properties
 from .inputs import CurveInputs, acceleration_ratio_dex, curve_inputs, model_speed
 from .models import CurveModel, extended
 from .nuisance import NUISANCE, Nuisance, apply_nuisance, nuisance_prior_residuals, table_nuisance
+
+if TYPE_CHECKING:
+    from .folding import FoldedRows
 
 LOSSES = ("chi2", "student_t", "huber")
 
@@ -87,12 +90,15 @@ class Rescaled:
 
 
 class CurveData(NamedTuple):
-    """The catalog to fit (table frame), the references of power-law F models (table properties) and, for fits at
-    the table's nuisance values, the data rescaled once (:func:`prepare`)."""
+    """The catalog to fit (table frame), the references of power-law F models (table properties), for fits at the
+    table's nuisance values the data rescaled once (:func:`prepare`), and, for pointwise models, the same points cut
+    into rows of a few (:func:`jaxcoh.curves.folding.fold`: what least-squares solvers evaluate). ``rows`` is made
+    from ``cat``: code that replaces ``cat`` must drop or remake it."""
 
     cat: Catalog
     refs: tuple[Array, Array]
     fixed: Rescaled | None = None
+    rows: FoldedRows | None = None
 
 
 def curve_data(cat: Catalog, recipe: str = "sparc") -> CurveData:
@@ -241,5 +247,10 @@ def residuals(z: dict, model: CurveModel, data: CurveData, opts: Likelihood) -> 
     """Every term of the negative log posterior as a residual, galaxy by galaxy ``[g, n + k]``:
     ``objective = sum(residuals^2) / 2``. Row ``j`` depends on the shared parameters and galaxy ``j``'s own."""
     ev = evaluate(model, z, data, opts)
-    point = jnp.where(ev.mask & data.cat.galaxy_mask[:, None], robust_residual(ev.r, opts), 0.0)
+    return residual_rows(ev, data.cat.galaxy_mask, opts)
+
+
+def residual_rows(ev: Evaluation, galaxies: Array, opts: Likelihood) -> Array:
+    """``[g, n + k]``: the point residuals of ``ev`` (galaxies ``[g]`` with points only), then its prior terms."""
+    point = jnp.where(ev.mask & galaxies[:, None], robust_residual(ev.r, opts), 0.0)
     return jnp.concatenate([point, ev.prior_residuals], axis=1)

@@ -25,6 +25,7 @@ import functools
 from collections.abc import Callable, Mapping
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from ..parameters import ParameterSpec
@@ -52,11 +53,13 @@ class CurveModel:
     # -> {name: [g]} (numpy, host side); None: uniform (log-uniform for scale parameters) over the start ranges.
     draw_local: Callable[..., Mapping[str, object]] | None = None
     # True when V_model^2 at a point and the prior terms of a galaxy depend only on that point's inputs, the galaxy's
-    # parameters and its table values (no reduction over the curve: not M_star, which takes the bulge's light from the
-    # last point, not the recipe's galaxy properties, not a mask baked for one catalog): its curves can then be cut
-    # into rows of a few points (:func:`~jaxcoh.curves.posterior.folded_rows`). Checked for every model that claims it
-    # (tests/test_posterior_layout.py).
+    # parameters and its table values (M_star included: folded rows carry their galaxy's bulge light; no reduction
+    # over the curve, such as the recipe's galaxy properties): its curves can then be cut into rows of a few points
+    # (:mod:`~jaxcoh.curves.folding`). Checked for every model that claims it (tests/test_posterior_layout.py).
     pointwise: bool = False
+    # Per-galaxy parameters that touch no data on some galaxies: n_galaxies -> {name: [g] bool, True where inert}
+    # (a stack of models: one model's parameter on the others' rows). Their starts stay at the initial values.
+    inert_local: Callable[[int], Mapping[str, np.ndarray]] | None = None
 
 
 MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
@@ -94,5 +97,5 @@ def fix_parameters(model: str | CurveModel, **values: float) -> CurveModel:
         speed2=lambda sh, lo, x: model.speed2(with_fixed(sh), lo, x),
         prior_residuals=None if prior is None else (lambda sh, lo, x: prior(with_fixed(sh), lo, x)),
         description=f"{model.description}; fixed: " + ", ".join(f"{k}={v:g}" for k, v in values.items()),
-        derived=derived, family=model.family, pointwise=model.pointwise,
+        derived=derived, family=model.family, pointwise=model.pointwise, inert_local=model.inert_local,
     )

@@ -86,6 +86,7 @@ def apply_nuisance(cat: Catalog, nu: Nuisance) -> Catalog:
         distance=nu.distance,
         inclination=nu.inclination,
         L36=cat.L36 * d**2,
+        L_bul=None if cat.L_bul is None else cat.L_bul * d**2,
         M_HI=cat.M_HI * d**2,
         R_eff=cat.R_eff * d,
         R_disk=cat.R_disk * d,

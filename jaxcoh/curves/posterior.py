@@ -9,7 +9,7 @@ put no bounds), so the density there gains ``log |dq/dz|`` per parameter (:meth:
 A sampler evaluates the density thousands of times on one catalog, so the catalog's layout matters: ragged curves
 padded to the longest one are mostly padding (SPARC's standard cuts: 147 x 113 slots for 2696 points, 84%). Models
 whose points need nothing of the rest of their curve (:attr:`CurveModel.pointwise`) are evaluated on *folded rows*
-(:func:`folded_rows`): every curve cut into rows of :data:`FOLD_WIDTH` points, each row carrying its galaxy's table
+(:mod:`~jaxcoh.curves.folding`): every curve cut into rows of a few points, each row carrying its galaxy's table
 values and (gathered) parameters, one program over all rows. Other models are summed over *length buckets*
 (:func:`length_buckets`): the galaxies grouped by the length of their curves, each group padded only to its own
 longest curve. Every term of the objective belongs to one galaxy (shared parameters have flat priors, and their
@@ -18,7 +18,6 @@ Jacobian is added once), so either sum is the same density.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -26,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ..catalog import POINT_FIELDS, POINT_PAD, Catalog
-from .likelihood import (CurveData, Likelihood, evaluate, galaxy_prior_residuals, likelihood_model, per_galaxy_groups,
-                         prepare)
+from .fold_plan import fold_saves
+from .folding import fold, galaxy_objective_terms, per_galaxy_rows
+from .likelihood import CurveData, Likelihood, likelihood_model, per_galaxy_groups, prepare
 from .models import CurveModel
 from .objective import objective
 
@@ -37,11 +36,6 @@ MAX_BUCKETS = 4
 # Measured on SPARC's standard cuts (RAR, nuisance, sigma_int; value and gradient, float64, 2-core CPU, best of 3
 # x 500 calls): one layout 1001 us (16611 slots), 3 buckets 578 us (4572), 6 buckets 567 us (3388).
 BUCKET_SLOTS = 500
-# Points per folded row. Measured on the same workload (an ad-hoc script, best of 3 x 300 calls): widths 8, 12, 16,
-# 24, 32 gave 309, 299, 259, 288, 382 us (3208 to 5568 slots; 16: 244 rows) against 327 us over length buckets and
-# 610 padded; with this module's code, later (best of 5): 292-309 us folded, 331 bucketed, 648 padded. Compiling
-# the value and gradient: 1.1-1.2 s folded against 4.1-5.5 s bucketed (one copy of the model, not four).
-FOLD_WIDTH = 16
 LAYOUTS = ("auto", "padded", "bucketed", "folded")
 
 
@@ -88,29 +82,6 @@ def log_jacobian(model: CurveModel, opts: Likelihood, z: dict, galaxies: Array) 
     return _shared_log_jacobian(model, z) + _galaxy_log_jacobian(model, opts, z, galaxies)
 
 
-def folded_rows(cat: Catalog, width: int = FOLD_WIDTH) -> tuple[Catalog, np.ndarray, np.ndarray]:
-    """``cat`` cut into rows of ``width`` points (host side): ``(rows, row_galaxy [r], first [r])``, where row ``r``
-    holds points ``[k width, (k + 1) width)`` of galaxy ``row_galaxy[r]`` (its ``k``-th row; ``first`` marks
-    ``k = 0``) with that galaxy's table values, padded with :data:`~jaxcoh.catalog.POINT_PAD`. A galaxy without
-    points keeps one empty row. SPARC's standard cuts: 244 rows x 16 = 3904 slots for 2696 points."""
-    n = np.asarray(cat.points_per_galaxy)
-    per = _rows_per_galaxy(n, width)
-    row_galaxy = np.repeat(np.arange(cat.n_galaxies), per)
-    k = np.arange(row_galaxy.size) - np.repeat(np.cumsum(per) - per, per)  # row index within its galaxy
-    point = k[:, None] * width + np.arange(width)  # [r, width]: index of the point within its galaxy's curve
-    real = point < n[row_galaxy][:, None]
-    src = (row_galaxy[:, None], np.minimum(point, cat.n_max - 1))
-    fields = {f: jnp.asarray(np.where(real, np.asarray(getattr(cat, f))[src], POINT_PAD[f]), cat.dtype)
-              for f in POINT_FIELDS if getattr(cat, f) is not None}  # SB_* may be None (mocks)
-    rows = dataclasses.replace(cat.take(row_galaxy), **fields, mask=jnp.asarray(real))
-    return rows, row_galaxy, k == 0
-
-
-def _per_galaxy_rows(z: dict, index) -> dict:
-    """The per-galaxy leaves of ``z`` at galaxies ``index`` (the shared ones as they are)."""
-    return {k: (v if k == "shared" else jax.tree.map(lambda a: a[index], v)) for k, v in z.items()}
-
-
 def _bucketed(data: CurveData, opts: Likelihood, bucket_slots: int) -> list[tuple[np.ndarray, CurveData]] | None:
     """``(galaxy indices, their data)`` per length bucket; None where one padded layout is as good (or the catalog
     is traced: its lengths are unknown)."""
@@ -124,17 +95,11 @@ def _bucketed(data: CurveData, opts: Likelihood, bucket_slots: int) -> list[tupl
 
 
 def _folded_density(model: CurveModel, data: CurveData, opts: Likelihood) -> Callable[[dict], Array]:
-    cat = data.cat
-    rows, row_galaxy, first = folded_rows(cat, min(FOLD_WIDTH, cat.n_max))
-    part = prepare(CurveData(rows.anonymous(), data.refs), opts)
-    row_galaxy, repeated = jnp.asarray(row_galaxy), jnp.asarray(~first)
+    folded = fold(data, opts)
 
     def f(z: dict) -> Array:
-        ev = evaluate(model, _per_galaxy_rows(z, row_galaxy), part, opts)
-        # a galaxy's own prior terms (model priors, nuisance) come with each of its rows: counted on its first only
-        again = jnp.where(repeated[:, None], galaxy_prior_residuals(ev, opts), 0.0)
-        return (-(jnp.sum(ev.objective_terms) - 0.5 * jnp.sum(again**2))
-                + log_jacobian(model, opts, z, cat.galaxy_mask))
+        return (-jnp.sum(galaxy_objective_terms(model, z, folded, opts))
+                + log_jacobian(model, opts, z, data.cat.galaxy_mask))
 
     return f
 
@@ -144,11 +109,11 @@ def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: st
     """``z -> log posterior`` (up to a constant) of ``model`` (with ``sigma_int`` when ``opts.intrinsic_scatter``)
     on ``data``, for samplers that take a log-density of an unconstrained pytree (blackjax).
 
-    ``layout``: "padded" evaluates the catalog as it is; "folded" on rows of :data:`FOLD_WIDTH` points
-    (:func:`folded_rows`; pointwise models only); "bucketed" as a sum over up to :data:`MAX_BUCKETS` length
-    buckets (galaxies without points, which add nothing, dropped). All give the same density. "auto": folded for a
-    pointwise model where that has fewer slots than padding, else bucketed where the slots saved outweigh
-    :data:`BUCKET_SLOTS` per bucket; a traced catalog stays padded."""
+    ``layout``: "padded" evaluates the catalog as it is; "folded" on rows of
+    :data:`~jaxcoh.curves.fold_plan.FOLD_WIDTH` points (pointwise models only); "bucketed" as a sum over up to
+    :data:`MAX_BUCKETS` length buckets (galaxies without points, which add nothing, dropped). All give the same
+    density. "auto": folded for a pointwise model where that has fewer slots than padding, else bucketed where the
+    slots saved outweigh :data:`BUCKET_SLOTS` per bucket; a traced catalog stays padded."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     model = likelihood_model(model, opts)
@@ -157,7 +122,8 @@ def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: st
         raise ValueError(f"a {layout} layout needs a concrete catalog (its curve lengths), not a traced one")
     if layout == "folded" and not model.pointwise:
         raise ValueError(f"{model.name} is not pointwise (its points need the rest of their curve): no folded layout")
-    if layout == "folded" or (layout == "auto" and model.pointwise and not traced and _fold_saves(data.cat)):
+    if layout == "folded" or (layout == "auto" and model.pointwise and not traced
+                                 and fold_saves(np.asarray(data.cat.mask))):
         return _folded_density(model, data, opts)
     parts = _bucketed(data, opts, 0 if layout == "bucketed" else BUCKET_SLOTS) if layout != "padded" else None
 
@@ -169,19 +135,9 @@ def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: st
     def f_bucketed(z: dict) -> Array:
         total = _shared_log_jacobian(model, z)
         for idx, part in parts:
-            zb = _per_galaxy_rows(z, idx)
+            zb = per_galaxy_rows(z, idx)
             total = total - objective(zb, model, part, opts) + _galaxy_log_jacobian(model, opts, zb,
                                                                                     part.cat.galaxy_mask)
         return total
 
     return f_bucketed
-
-
-def _rows_per_galaxy(n: np.ndarray, width: int) -> np.ndarray:
-    return np.maximum(1, -(-n // width))  # ceil(n / width), one empty row for a galaxy without points
-
-
-def _fold_saves(cat: Catalog) -> bool:
-    """Whether folded rows have fewer slots than the padded catalog."""
-    width = min(FOLD_WIDTH, cat.n_max)
-    return _rows_per_galaxy(np.asarray(cat.points_per_galaxy), width).sum() * width < cat.n_galaxies * cat.n_max

@@ -54,19 +54,29 @@ def kind_jvps(fn: Callable[[Array, Array], Array], s: Array, L: Array) -> tuple[
     return value, (part(slice(None, ks)) if ks else None), (part(slice(ks, None)) if kl else None)
 
 
-def normal_equations(J_s: Array | None, J_l: Array | None, r: Array) -> dict[str, Array]:
+def galaxy_sums(a: Array, row_galaxy: Array | None, n_galaxies: int) -> Array:
+    """``[g, ...]``: rows ``a [r, ...]`` summed into the galaxies ``row_galaxy [r]`` (sorted) they belong to;
+    ``a`` itself where rows are galaxies (``row_galaxy`` None)."""
+    if row_galaxy is None:
+        return a
+    return jax.ops.segment_sum(a, row_galaxy, n_galaxies, indices_are_sorted=True)
+
+
+def normal_equations(J_s: Array | None, J_l: Array | None, r: Array, row_galaxy: Array | None = None,
+                     n_galaxies: int | None = None) -> dict[str, Array]:
     """Gauss-Newton normal equations of residuals ``r [g, m]`` with Jacobians ``J_s [g, m, ks]``, ``J_l [g, m, kl]``:
     ``A_ss [ks, ks]``, ``g_s [ks]``, ``A_ll [g, kl, kl]``, ``g_l [g, kl]`` and ``B [g, kl, ks]`` (blocks present
-    only where their parameters are)."""
+    only where their parameters are). With ``row_galaxy [r]``, the residuals come in rows ``[r, m]``, each one
+    galaxy's (:func:`galaxy_sums`), and the per-galaxy blocks are summed over each galaxy's rows."""
     neq = {}
     if J_s is not None:
         neq["A_ss"] = jnp.einsum("gmi,gmj->ij", J_s, J_s)
         neq["g_s"] = jnp.einsum("gmi,gm->i", J_s, r)
     if J_l is not None:
-        neq["A_ll"] = jnp.einsum("gmi,gmj->gij", J_l, J_l)
-        neq["g_l"] = jnp.einsum("gmi,gm->gi", J_l, r)
+        neq["A_ll"] = galaxy_sums(jnp.einsum("gmi,gmj->gij", J_l, J_l), row_galaxy, n_galaxies)
+        neq["g_l"] = galaxy_sums(jnp.einsum("gmi,gm->gi", J_l, r), row_galaxy, n_galaxies)
     if J_s is not None and J_l is not None:
-        neq["B"] = jnp.einsum("gmi,gmj->gij", J_l, J_s)
+        neq["B"] = galaxy_sums(jnp.einsum("gmi,gmj->gij", J_l, J_s), row_galaxy, n_galaxies)
     return neq
 
 

@@ -24,17 +24,24 @@ def solve(
     residual_fn: Callable[[Any, Any], Array] | None = None,
     loss_fn: Callable[[Any, Any], Array] | None = None,
     options: SolverOptions = SolverOptions(),
+    row_galaxy: Array | None = None,
 ) -> SolverResult:
     """Runs ``solver`` ("lm", "block_lm", "lbfgs" or "adam") from ``z0``.
 
     Least-squares problems give ``residual_fn(z, args) -> [m]`` (objective ``sum(r^2)``); other problems give
     ``loss_fn(z, args) -> []``. LM needs residuals; the optax solvers use ``loss_fn``, or ``sum(r^2)``.
+    ``row_galaxy``: the block LM's residuals come as rows of galaxies (see :func:`block_levenberg_marquardt`).
     """
-    if solver in ("lm", "block_lm"):
+    if row_galaxy is not None and solver != "block_lm":
+        raise ValueError(f"residual rows grouped by galaxy are for the block LM, not {solver!r}")
+    if solver == "block_lm":
         if residual_fn is None:
             raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
-        lm = levenberg_marquardt if solver == "lm" else block_levenberg_marquardt
-        return lm(residual_fn, z0, args, options)
+        return block_levenberg_marquardt(residual_fn, z0, args, options, row_galaxy)
+    if solver == "lm":
+        if residual_fn is None:
+            raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
+        return levenberg_marquardt(residual_fn, z0, args, options)
     if loss_fn is None:
         if residual_fn is None:
             raise ValueError("give residual_fn or loss_fn")

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
-from .arrowhead import arrowhead_solve, kind_jvps, normal_equations, spd_solve
+from .arrowhead import arrowhead_solve, galaxy_sums, kind_jvps, normal_equations, spd_solve
 from .common import (RUNNING, SolverOptions, SolverResult, Status, finite_or_inf, loss_history, push_loss,
                      relative_change, report_iteration)
 
@@ -194,10 +194,15 @@ def levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any, args:
 
 
 def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any, args: Any,
-                              options: SolverOptions = SolverOptions()) -> SolverResult:
+                              options: SolverOptions = SolverOptions(), row_galaxy: Array | None = None
+                              ) -> SolverResult:
     """Minimises ``sum(residual_fn(z, args)**2)`` where ``z = {"shared": pytree of scalars, "local": pytree of [g]
     arrays}`` and ``residual_fn`` returns per-galaxy residuals ``[g, m]`` in which galaxy ``j``'s row depends on
     the shared parameters and on the local parameters of ``j`` only (this is assumed, not checked).
+
+    ``row_galaxy [r]`` (sorted): the residuals come as rows ``[r, m]``, row ``i`` one of galaxy ``row_galaxy[i]``'s
+    (and depending on its parameters only): ragged curves cut into rows of a few points
+    (:mod:`jaxcoh.curves.folding`), whose linearisation costs their points, not the padding of the longest curve.
     """
     s0, unravel_s = ravel_pytree(z0["shared"])
     local_leaves, local_def = jax.tree_util.tree_flatten(z0["local"])
@@ -218,7 +223,7 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
         """The normal equations at ``x`` and the residuals ``[g, m]`` they came with."""
         s, L = x
         r, J_s, J_l = kind_jvps(lambda ss, LL: residuals((ss, LL)), s, L)
-        return normal_equations(J_s, J_l, r), r
+        return normal_equations(J_s, J_l, r, row_galaxy, L.shape[0]), r
 
     def linearize(x):
         neq, r = linearize_rows(x)
@@ -237,7 +242,8 @@ def block_levenberg_marquardt(residual_fn: Callable[[Any, Any], Array], z0: Any,
     if not ks:  # galaxies are independent problems: each keeps its own damping (see _separable_lm_loop)
         def linearize_each(L):
             neq, r = linearize_rows((s0, L))
-            return neq, 2 * jnp.linalg.norm(neq["g_l"], axis=1), jnp.sum(r**2, axis=1)
+            return neq, 2 * jnp.linalg.norm(neq["g_l"], axis=1), galaxy_sums(jnp.sum(r**2, axis=1), row_galaxy,
+                                                                              L.shape[0])
 
         def step_each(neq, lam):
             return -spd_solve(damp(neq["A_ll"], lam[:, None]), neq["g_l"][..., None])[..., 0]
