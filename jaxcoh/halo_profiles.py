@@ -181,9 +181,11 @@ def mu_abg(x: Array, a: Array, b: Array, g: Array) -> Array:
     m = jnp.where(x < x0, x, x0)
     k = jnp.arange(DC14_SERIES_TERMS, dtype=dt).reshape((1,) * x.ndim + (-1,))  # series axis, appended
     col = lambda v: v[..., None]  # noqa: E731
-    binom = jnp.cumprod(jnp.where(k > 0, -(col(c) + k - 1) / jnp.where(k > 0, k, 1.0), 1.0), axis=-1)
-    r_k = jnp.exp(k * col(a * safe_log(m)))  # (m^a)^k; safe_log(0) = 0 is harmless: m^p = 0 multiplies it
-    series = safe_pow(m, p) * jnp.sum(binom * r_k / (col(p) + col(a) * k), axis=-1)
+    # binom(-c, k) (m^a)^k as one running product: one power per point, not one per term (DC14 evaluates this at
+    # every point of every iteration; 25 exponentials were a ninth of its cost)
+    ratio = -(col(c) + k - 1) / jnp.where(k > 0, k, 1.0) * col(safe_pow(m, a))
+    terms = jnp.cumprod(jnp.where(k > 0, ratio, 1.0), axis=-1)
+    series = safe_pow(m, p) * jnp.sum(terms / (col(p) + col(a) * k), axis=-1)
     above = x > x0
     hi = jnp.where(above, jnp.log(jnp.where(above, x, 1.0)), lo)  # exactly lo (no quadrature) while x <= x0
     nodes = jnp.asarray(DC14_NODES, dt).reshape((1,) * hi.ndim + (-1,))

@@ -220,11 +220,11 @@ def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
             else make_halo_stack(names, points))
 
 
-# Relative cost of fitting one model of each profile, warm (SPARC, every galaxy, a Flat and an LCDM model fitted
-# together, float32 starts, 2-core CPU): pISO-Burkert 0.69 s, NFW 0.68, Einasto 3.36, DC14 1.99, coreNFW 0.74,
-# Lucky13 0.74 s a pair. Einasto's incomplete gamma (XLA's series and continued fraction, loops run to the slowest
-# element) and DC14's quadrature make the difference.
-PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 4.9, "DC14": 2.9, "coreNFW": 1.1, "Lucky13": 1.1}
+# Relative cost of fitting one model of each profile, warm, in one of two threads (SPARC, every galaxy, float32
+# starts, 2-core CPU; NFW = 1): measured on four splits of the twelve models into two groups, each ~5.0-5.5 s a group.
+# Einasto's incomplete gamma (XLA's series and continued fraction, loops run to the slowest element, one core) and
+# DC14's quadrature make the difference.
+PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 3.6, "DC14": 3.3, "coreNFW": 1.0, "Lucky13": 1.0}
 
 
 def fit_threads() -> int:
