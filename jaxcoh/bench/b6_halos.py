@@ -1,15 +1,15 @@
 """B6: the halo catalogue of Li et al. (2020), twelve models x every SPARC galaxy, jaxcoh against the per-galaxy scipy
 loop (:mod:`jaxcoh.bench.baselines.halos`) in the same run.
 
-jaxcoh: :func:`jaxcoh.curves.halo_catalog.halo_catalog` with its default settings (the twelve models in stacked fits,
-a group per CPU core side by side in threads, several starts per galaxy, errors), timed as a first call (tracing and compilation included) and warm (the
-compiled programs reused); compile time is the difference. Baseline: ``least_squares`` per galaxy and model from the
-same number of starts, with ``--quick`` timed on 3 galaxies spread over the sample and extrapolated linearly to the
-whole catalogue (its cost is a loop of independent fits), otherwise on every galaxy (the per-galaxy cost varies: 12
-galaxies spread over the sample gave 105 s for the whole loop, 3 gave 122-135 s). Both sides' median reduced chi^2
-per model on the subset are reported, to show they solve the same problem, and both sides' CPU time (the baseline's
-loop runs on one core, jaxcoh's groups on every core). Run ``jaxcoh bench --only B6`` or
-``python -m jaxcoh.bench.b6_halos [--quick]``.
+jaxcoh: :func:`jaxcoh.curves.halo_catalog.halo_catalog` with its default settings (the twelve models in stacked
+fits, a group per CPU core side by side in threads, several starts per galaxy, errors), timed as a first call
+(tracing and compilation included) and warm (the compiled programs reused); compile time is the difference.
+Baseline: ``least_squares`` per galaxy and model from the same number of starts, with ``--quick`` timed on 3
+galaxies spread over the sample and extrapolated linearly to the whole catalogue (its cost is a loop of independent
+fits), otherwise on every galaxy (the per-galaxy cost varies: 12 galaxies spread over the sample gave 105 s for the
+whole loop, 3 gave 122-135 s). Both sides' median reduced chi^2 per model on the subset are reported, to show they
+solve the same problem, and both sides' CPU time (the baseline's loop runs on one core, jaxcoh's groups on every
+core). Run ``jaxcoh bench --only B6`` or ``python -m jaxcoh.bench.b6_halos [--quick]``.
 """
 
 from __future__ import annotations
