@@ -318,3 +318,34 @@ def test_models_are_grouped_by_cost_a_profile_kept_together():
     assert fit_groups(NAMES, 175, 5, 2) == [NAMES[:5], NAMES[5:10], NAMES[10:]]
     assert fit_groups(NAMES, 10**5, None, 2) == [[m] for m in NAMES]  # beyond the blocked objective's size
     assert balanced_groups(["nfw_flat"], 4) == [["nfw_flat"]]
+
+
+def test_groups_side_by_side_report_iterations_from_one_group(mock, monkeypatch):
+    """Groups fitted in threads each get their own fit (the per-galaxy results do not depend on the grouping: see
+    the start design above); only the first reports every iteration, since the groups would share one progress line.
+    One thread: the groups in the calling thread, every one reporting. (The fits are replaced: this checks the
+    dispatch.)"""
+    import threading
+
+    module = importlib.import_module("jaxcoh.curves.halo_catalog")
+    calls = []
+
+    def fake_fit(model, cat, settings):
+        calls.append((model.name, settings.report, threading.current_thread().name))
+        return model.name
+
+    monkeypatch.setattr(module, "fit", fake_fit)
+    monkeypatch.setattr(module, "model_parts", lambda fitted, cat, names, wall: {
+        n: ({"name": n, "fitted_with": names}, {"rows": pd.DataFrame(), "curves": pd.DataFrame()}) for n in names})
+    names = ["nfw_flat", "burkert_flat", "einasto_flat", "dc14_flat"]
+    settings = HALO_SETTINGS._replace(report=True)
+    parts = module.fit_halo_models(mock[0], names, settings, threads=2)
+    assert list(parts) == names and len(calls) == 2
+    assert sorted(r for _, r, _ in calls) == [False, True]
+    assert threading.main_thread().name not in {t for _, _, t in calls}  # in the pool's threads
+    calls.clear()
+    module.fit_halo_models(mock[0], names, settings, threads=1)
+    assert [r for _, r, _ in calls] == [True] and calls[0][2] == threading.main_thread().name
+    calls.clear()
+    module.fit_halo_models(mock[0], names, settings, models_per_fit=1, threads=1)
+    assert [r for _, r, _ in calls] == [True] * 4

@@ -291,17 +291,20 @@ def fit_halo_models(cat: Catalog, models: Sequence[str] | None = None, settings:
     def fit_group(todo: list[str]) -> dict[str, tuple[dict, dict]]:
         model = catalog_model(tuple(todo), points.shape, points.tobytes())
         t0 = time.perf_counter()
-        fitted = fit(model, stack_catalog(cat, len(todo)), settings)
+        # groups side by side would share one progress line: per-iteration reports from the first group only
+        report = settings.report and (workers == 1 or todo == pending[0])
+        fitted = fit(model, stack_catalog(cat, len(todo)), settings._replace(report=report))
         done = model_parts(fitted, cat, todo, time.perf_counter() - t0)
         for name, (doc, tables) in done.items():
             store.save(name, doc, tables)
         return done
 
     pending = [todo for group in groups if (todo := [name for name in group if name not in parts])]
+    workers = min(threads, len(pending))
     for name in models:
         if name in parts and progress is not None:
             progress(name)
-    for done in _as_completed(min(threads, len(pending)), fit_group, pending):
+    for done in _as_completed(workers, fit_group, pending):
         parts.update(done)
         if progress is not None:
             for name in done:
