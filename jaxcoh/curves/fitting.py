@@ -23,8 +23,7 @@ from ..solvers import SolverOptions, SolverResult, Status, solve
 from ..solvers.common import jit_with_options
 from .convergence import Convergence, assess
 from .errors import curve_errors
-from .fold_plan import fold_saves
-from .folding import fold, lm_residuals
+from .folding import fold, folds, lm_residuals
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
 from .laplace import Laplace, choose_marginal, format_shift, laplace_profile
 from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, prepare, residuals,
@@ -74,13 +73,7 @@ def lm_data(data: CurveData, model: CurveModel, opts: Likelihood, layout: str) -
     """``data`` with folded rows where ``layout`` asks for them (see :class:`CurveSettings`)."""
     if layout not in FIT_LAYOUTS:
         raise ValueError(f"layout must be one of {FIT_LAYOUTS}, got {layout!r}")
-    if layout == "folded" and not model.pointwise:
-        raise ValueError(f"{model.name} is not pointwise (its points need the rest of their curve): no folded layout")
-    traced = isinstance(data.cat.mask, jax.core.Tracer)
-    if layout == "folded" or (layout == "auto" and model.pointwise and not traced
-                                 and fold_saves(np.asarray(data.cat.mask))):
-        return fold(data, opts)
-    return data
+    return fold(data, opts) if folds(layout, model, data.cat) else data
 
 
 def at_joint_maximum(settings: CurveSettings) -> CurveSettings:

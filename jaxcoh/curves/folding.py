@@ -23,7 +23,7 @@ import numpy as np
 from jax import Array
 
 from ..catalog import POINT_FIELDS, POINT_PAD, Catalog
-from .fold_plan import FOLD_WIDTH, fold_plan, fold_width
+from .fold_plan import FOLD_WIDTH, fold_plan, fold_saves, fold_width
 from .inputs import bulge_luminosity
 from .likelihood import (CurveData, Evaluation, Likelihood, evaluate, galaxy_prior_residuals, prepare, residual_rows,
                          residuals)
@@ -54,6 +54,17 @@ def folded_rows(cat: Catalog, width: int = FOLD_WIDTH) -> tuple[Catalog, np.ndar
     L_bul = jnp.asarray(np.asarray(bulge_luminosity(cat))[row_galaxy], cat.dtype)
     rows = dataclasses.replace(cat.take(row_galaxy), **fields, mask=jnp.asarray(real), L_bul=L_bul)
     return rows, row_galaxy, k == 0
+
+
+def folds(layout: str, model: CurveModel, cat: Catalog) -> bool:
+    """Whether ``layout`` puts ``model``'s data on folded rows: "folded" (a pointwise model only), or "auto" for a
+    pointwise model on a concrete catalog whose rows have fewer slots than its padding (the fits' and the sampler's
+    rule)."""
+    if layout == "folded" and not model.pointwise:
+        raise ValueError(f"{model.name} is not pointwise (its points need the rest of their curve): no folded layout")
+    traced = isinstance(cat.mask, jax.core.Tracer)
+    return layout == "folded" or (layout == "auto" and model.pointwise and not traced
+                                  and fold_saves(np.asarray(cat.mask)))
 
 
 def fold(data: CurveData, opts: Likelihood) -> CurveData:

@@ -65,8 +65,8 @@ options) in float32, is compared and tested in the catalog's precision, and the 
 chain (20 + 60 more) in it. Most galaxies settle within 15 iterations, the rest crawl toward a bound; 100 iterations
 for every start and solve cost about 4 times the time for a total chi^2 lower by 15 (an earlier code's figure).
 
-Measured on SPARC (twelve models, 175 galaxies, 2-core CPU, warm, two groups of models in threads): the float32
-starts took the catalogue from 13.4 s to 7.6 s (one group) with the total chi^2 lower by 11.5 (one galaxy-model 0.012
+Measured on SPARC (twelve models, 175 galaxies, 2-core CPU, warm, all in one stacked fit): the float32 starts took
+the catalogue from 13.4 s to 7.6 s with the total chi^2 lower by 11.5 (one galaxy-model 0.012
 worse, three better, UGC02916 under Einasto-Flat by 10.5); with Einasto's finite-difference step of 1e-4 kept in
 float32 (derivatives good to 1e-3) it was 13.6 higher, NGC2955 under Einasto-Flat 14.0 worse. Stacked with the
 other models, Einasto's alpha took a dimension of every row's start design until it was declared inert on their
@@ -221,7 +221,8 @@ def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
 
 
 # Relative cost of fitting one model of each profile, warm, in one of two threads (SPARC, every galaxy, float32
-# starts, 2-core CPU; NFW = 1): measured on four splits of the twelve models into two groups, each ~5.0-5.5 s a group.
+# starts, 2-core CPU; NFW = 1): estimated from the group times of five measured splits of the twelve models in two
+# groups (4.1 and 6.05 s for the first, 5.0-5.5 s a group for the four balanced ones).
 # Einasto's incomplete gamma (XLA's series and continued fraction, loops run to the slowest element, one core) and
 # DC14's quadrature make the difference.
 PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 3.6, "DC14": 3.3, "coreNFW": 1.0, "Lucky13": 1.0}

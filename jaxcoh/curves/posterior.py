@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .fold_plan import fold_saves
-from .folding import fold, galaxy_objective_terms, per_galaxy_rows
+from .folding import fold, folds, galaxy_objective_terms, per_galaxy_rows
 from .likelihood import CurveData, Likelihood, likelihood_model, per_galaxy_groups, prepare
 from .models import CurveModel
 from .objective import objective
@@ -120,10 +119,7 @@ def log_density(model: CurveModel, data: CurveData, opts: Likelihood, layout: st
     traced = isinstance(data.cat.mask, jax.core.Tracer)
     if layout in ("bucketed", "folded") and traced:
         raise ValueError(f"a {layout} layout needs a concrete catalog (its curve lengths), not a traced one")
-    if layout == "folded" and not model.pointwise:
-        raise ValueError(f"{model.name} is not pointwise (its points need the rest of their curve): no folded layout")
-    if layout == "folded" or (layout == "auto" and model.pointwise and not traced
-                                 and fold_saves(np.asarray(data.cat.mask))):
+    if folds(layout, model, data.cat):
         return _folded_density(model, data, opts)
     parts = _bucketed(data, opts, 0 if layout == "bucketed" else BUCKET_SLOTS) if layout != "padded" else None
 
