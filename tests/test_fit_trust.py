@@ -143,7 +143,7 @@ def _two_modes(shared, local, x):
     return x.V_bar2 + 900.0 * (1.0 + (a * a - 1.0) ** 2 + 0.3 * (3.0 * t * t - 2.0 * t**3))
 
 
-def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
+def test_several_starts_leave_a_constructed_local_mode(tiny_mock, monkeypatch):
     """A constructed bimodal per-galaxy problem: from its start (a = -1) every galaxy stops in the worse mode; with 8
     starts per galaxy every galaxy ends in the better one, each counted as improved by its other starts and as
     multimodal (its first start stays in the worse mode). On the same curves with a restricted to (0.2, 2), where
@@ -153,6 +153,7 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
 
     import jax.numpy as jnp
 
+    from jaxcoh.curves import galaxy_starts
     from jaxcoh.properties import baryonic_speed_squared
 
     model = CurveModel("two_modes", ParameterSpec([]), ParameterSpec([Parameter("a", -1.0, -2.0, 2.0, per_galaxy=True)]),
@@ -178,6 +179,13 @@ def test_several_starts_leave_a_constructed_local_mode(tiny_mock):
                           _two_modes)
     short = curves.fit(one_mode, cat, settings._replace(galaxy_starts=8, solver_options=(SolverOptions(max_iter=1),)))
     assert short.status == "MAX_ITER" and short.galaxy_starts.n_multimodal == 0
+    # start_options: the starts' own budget, the polish keeping the chain's (which converges)
+    seen = []
+    real = galaxy_starts.solve_starts
+    monkeypatch.setattr(galaxy_starts, "solve_starts",
+                        lambda m, o, options, *a: seen.append(options.max_iter) or real(m, o, options, *a))
+    brief = curves.fit(one_mode, cat, settings._replace(galaxy_starts=8, start_options=SolverOptions(max_iter=1)))
+    assert seen == [1] and brief.galaxy_starts.n_multimodal == 0 and brief.status == "CONVERGED"
 
 
 def test_settled_test_derivatives_equal_the_hessians_diagonal(tiny_mock):

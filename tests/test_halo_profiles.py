@@ -159,6 +159,17 @@ def test_asymptotic_limits():
     np.testing.assert_allclose(f("coreNFW", x, 0.0, 0.5), f("NFW", x), rtol=1e-14)  # r_c = 0: no core
 
 
+def test_dc14_float32_rule_within_float32_rounding():
+    """In float32 DC14 integrates with fewer panels and series terms (``DC14_RULES``): within float32's own rounding
+    of the float64 value over DC14's range, from the centre to 1e3 scale radii."""
+    assert len(hp.DC14_RULES[4][0]) < len(hp.DC14_RULES[8][0]) and hp.DC14_RULES[4][2] < hp.DC14_RULES[8][2]
+    x = np.logspace(-3, 3, 61)
+    for X in (-4.1, -3.3, -2.5, -2.0, -1.3):
+        v32 = hp.mu_dc14(jnp.asarray(x, jnp.float32), jnp.asarray(X, jnp.float32))
+        assert v32.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(v32, float), np.asarray(hp.mu_dc14(jnp.asarray(x), X)), rtol=1e-5)
+
+
 def test_dc14_shape_and_clipping():
     for X in (-4.1, -3.0, -2.33, -1.3):
         np.testing.assert_allclose([float(v) for v in hp.dc14_shape(jnp.asarray(X))], dc14_abg(X), rtol=1e-13)

@@ -36,8 +36,7 @@ OPTIONS = (
     Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
     Option("galaxy_starts", 8, "starts of every galaxy's halo and nuisance parameters, the best kept per galaxy "
            "(halo fits are multimodal)", type="int"),
-    Option("start_iter", 20, "Levenberg-Marquardt iterations of each start of every galaxy (and of the polish's "
-           "first stage)", type="int"),
+    Option("start_iter", 20, "Levenberg-Marquardt iterations of each start of every galaxy", type="int"),
     Option("max_iter", 60, "further iterations polishing every galaxy's best start", type="int"),
     Option("seed", 0, "seed of the start design", type="nonneg_int"),
     Option("errors", True, "marginal standard errors of every fitted parameter (Hessian)", type="bool"),
@@ -58,14 +57,15 @@ def settings(values: dict):
     from ..curves import Likelihood
     from ..curves.halo_catalog import HALO_SETTINGS
 
-    first, polish = HALO_SETTINGS.solver_options
+    (polish,) = HALO_SETTINGS.solver_options
     return HALO_SETTINGS._replace(
         likelihood=Likelihood(nuisance=values["nuisance"] == "full", loss=values["loss"],
                               error_floor=values["error_floor"]),
         galaxy_starts=values["galaxy_starts"], seed=values["seed"], errors=values["errors"],
         start_precision=None if values["start_precision"] == "same" else values["start_precision"],
         report=per_iteration(values),  # per-iteration progress (jaxcoh.cli.reporting)
-        solver_options=(first._replace(max_iter=values["start_iter"]), polish._replace(max_iter=values["max_iter"])))
+        start_options=HALO_SETTINGS.start_options._replace(max_iter=values["start_iter"]),
+        solver_options=(polish._replace(max_iter=values["max_iter"]),))
 
 
 def run(values: dict) -> int:

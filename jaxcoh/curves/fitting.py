@@ -51,7 +51,9 @@ class CurveSettings(NamedTuple):
     (:mod:`~jaxcoh.curves.folding`; pointwise models only), "padded" the catalog as it is, or "auto" (the default)
     folded rows for a pointwise model where they have fewer slots than padding. ``start_precision``: the precision
     the galaxies' starts are solved in (e.g. "float32", about twice as fast on CPU), each start then compared and
-    tested at its solution in the fit's own precision, in which the best is polished; None: the fit's own."""
+    tested at its solution in the fit's own precision, in which the best is polished; None: the fit's own.
+    ``start_options``: the block Levenberg-Marquardt's options for each of those starts (None: those of the chain's
+    block LM stage); the best start is then polished by the whole chain."""
 
     likelihood: Likelihood = Likelihood()
     n_starts: int = 4
@@ -64,6 +66,7 @@ class CurveSettings(NamedTuple):
     marginal: str = "auto"
     layout: str = "auto"
     start_precision: str | None = None
+    start_options: SolverOptions | None = None
 
 
 FIT_LAYOUTS = ("auto", "padded", "folded")
@@ -268,7 +271,8 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         n_iter, z = int(best.n_iter), best.z
         _log_stage(model, f"{solver} from {settings.n_starts} start(s)", best, t0)
     if galaxy_starts:
-        lm = options[solver.split("+").index("block_lm")]._replace(report="galaxy starts" if settings.report else "")
+        lm = settings.start_options or options[solver.split("+").index("block_lm")]
+        lm = lm._replace(report="galaxy starts" if settings.report else "")
         z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed,
                                                settings.start_precision)
         log.info(f"{model.name}: {settings.galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "

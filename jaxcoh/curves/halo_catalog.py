@@ -55,15 +55,15 @@ log = logging.getLogger("jaxcoh")
 
 START_ITER, POLISH_ITER = 20, 60
 HALO_SETTINGS = CurveSettings(
-    likelihood=Likelihood(nuisance=True, loss="chi2"), n_starts=1, solver="block_lm+block_lm",
-    solver_options=(SolverOptions(max_iter=START_ITER), SolverOptions(max_iter=POLISH_ITER)), errors=True,
-    galaxy_starts=8, start_precision="float32")
+    likelihood=Likelihood(nuisance=True, loss="chi2"), n_starts=1, solver="block_lm",
+    solver_options=(SolverOptions(max_iter=POLISH_ITER),), errors=True, galaxy_starts=8, start_precision="float32",
+    start_options=SolverOptions(max_iter=START_ITER))
 """The catalogue's fits: MAP with the nuisance parameters, by the block Levenberg-Marquardt alone (no shared
 parameters: an L-BFGS phase has nothing to do), 8 starts per galaxy. Every start of every galaxy, the initial values
-first, gets the chain's first stage (20 iterations; :mod:`~jaxcoh.curves.galaxy_starts` runs the chain's block LM
-options) in float32, is compared and tested in the catalog's precision, and the best start is polished by the whole
-chain (20 + 60 more) in it. Most galaxies settle within 15 iterations, the rest crawl toward a bound; 100 iterations
-for every start and solve cost about 4 times the time for a total chi^2 lower by 15 (an earlier code's figure).
+first, gets 20 iterations in float32 (``start_options``, ``start_precision``), is compared and tested in the
+catalog's precision, and the best start is polished by 60 more in it. Most galaxies settle within 15 iterations, the
+rest crawl toward a bound; 100 iterations for every start and solve cost about 4 times the time for a total chi^2
+lower by 15 (an earlier code's figure).
 
 Measured on SPARC (twelve models, 175 galaxies, 2-core CPU, warm, all in one stacked fit): the float32 starts took
 the catalogue from 13.4 s to 7.6 s with the total chi^2 lower by 11.5 (one galaxy-model 0.012
@@ -72,7 +72,10 @@ float32 (derivatives good to 1e-3) it was 13.6 higher, NGC2955 under Einasto-Fla
 other models, Einasto's alpha took a dimension of every row's start design until it was declared inert on their
 rows (:attr:`~jaxcoh.curves.models.CurveModel.inert_local`): the total chi^2 fell from 93754.0 to 93508.3, and a
 catalogue fitted in two groups gives the one-group figures (93508.2655 against 93508.2636: the polish's last
-iterations of galaxies still crawling)."""
+iterations of galaxies still crawling). A polish of 20 + 60 iterations (the starts' 20 again, then 60 with the
+damping reset) against 60 alone: warm in two groups 5.0-5.1 s against 5.5-5.8 s (4 runs each), total chi^2
+93510.75 against 93508.25, 2074 galaxy-models CONVERGED against 2076 of 2100 (the crawlers, most of them not
+stationary either way, get 20 + 60 iterations instead of 20 + 80)."""
 
 COLUMNS = ("galaxy", "model", "upsilon_disk", "upsilon_bulge", "distance", "inclination", "V200", "C200", "rs",
            "log10_rho_s", "log10_M200", "alpha", "chi2", "chi2_nu", "n_points", "n_params", "bic", "status")
@@ -224,8 +227,10 @@ def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
 # starts, 2-core CPU; NFW = 1): estimated from the group times of five measured splits of the twelve models in two
 # groups (4.1 and 6.05 s for the first, 5.0-5.5 s a group for the four balanced ones).
 # Einasto's incomplete gamma (XLA's series and continued fraction, loops run to the slowest element, one core) and
-# DC14's quadrature make the difference.
-PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 3.6, "DC14": 3.3, "coreNFW": 1.0, "Lucky13": 1.0}
+# DC14's quadrature make the difference. DC14 lowered from 3.3 to 2.5 once its float32 quadrature took half the
+# points (:data:`jaxcoh.halo_profiles.DC14_RULES`): the split then puts Einasto with Lucky13 and Burkert, 4.96-5.16 s
+# warm (4 runs) against 5.17-6.14 s with 3.3's split (Einasto with coreNFW, pISO and Burkert).
+PROFILE_COST = {"pISO": 1.0, "Burkert": 1.0, "NFW": 1.0, "Einasto": 3.6, "DC14": 2.5, "coreNFW": 1.0, "Lucky13": 1.0}
 
 
 def fit_threads() -> int:
