@@ -271,7 +271,8 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         n_iter, z = int(best.n_iter), best.z
         _log_stage(model, f"{solver} from {settings.n_starts} start(s)", best, t0)
     if galaxy_starts:
-        lm = settings.start_options or options[solver.split("+").index("block_lm")]
+        lm = (settings.start_options if settings.start_options is not None
+              else options[solver.split("+").index("block_lm")])
         lm = lm._replace(report="galaxy starts" if settings.report else "")
         z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed,
                                                settings.start_precision)

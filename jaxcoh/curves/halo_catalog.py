@@ -73,7 +73,7 @@ other models, Einasto's alpha took a dimension of every row's start design until
 rows (:attr:`~jaxcoh.curves.models.CurveModel.inert_local`): the total chi^2 fell from 93754.0 to 93508.3, and a
 catalogue fitted in two groups gives the one-group figures (93508.2655 against 93508.2636: the polish's last
 iterations of galaxies still crawling). A polish of 20 + 60 iterations (the starts' 20 again, then 60 with the
-damping reset) against 60 alone: warm in two groups 5.0-5.1 s against 5.5-5.8 s (4 runs each), total chi^2
+damping reset) against 60 alone: warm in two groups 4.96-5.16 s against 5.49-5.8 s (4 runs each), total chi^2
 93510.75 against 93508.25, 2074 galaxy-models CONVERGED against 2076 of 2100 (the crawlers, most of them not
 stationary either way, get 20 + 60 iterations instead of 20 + 80)."""
 
