@@ -6,9 +6,9 @@ Ragged curves padded to the longest one are mostly padding (SPARC's standard cut
 84%); rows of :data:`~jaxcoh.curves.fold_plan.FOLD_WIDTH` points hold them in 3904 slots (where each point goes:
 :mod:`~jaxcoh.curves.fold_plan`). A galaxy's likelihood is a sum over its rows: its points' terms where they fall,
 its galaxy-level prior terms (model and nuisance priors) on its first row only. The sampler's log density
-(:mod:`~jaxcoh.curves.posterior`) and the fits' block Levenberg-Marquardt (:func:`row_residuals`, whose normal
-equations sum rows into galaxies) evaluate folded rows; the rest of a fit (L-BFGS, errors, the convergence test,
-tables) keeps the padded catalog.
+(:mod:`~jaxcoh.curves.posterior`), the fits' block Levenberg-Marquardt (:func:`row_residuals`, whose normal
+equations sum rows into galaxies) and the settled test of every galaxy's starts (:func:`galaxy_objective_terms`)
+evaluate folded rows; the rest of a fit (L-BFGS, errors, the convergence test, tables) keeps the padded catalog.
 """
 
 from __future__ import annotations

@@ -34,14 +34,12 @@ def solve(
     """
     if row_galaxy is not None and solver != "block_lm":
         raise ValueError(f"residual rows grouped by galaxy are for the block LM, not {solver!r}")
-    if solver == "block_lm":
+    if solver in ("lm", "block_lm"):
         if residual_fn is None:
             raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
+        if solver == "lm":
+            return levenberg_marquardt(residual_fn, z0, args, options)
         return block_levenberg_marquardt(residual_fn, z0, args, options, row_galaxy)
-    if solver == "lm":
-        if residual_fn is None:
-            raise ValueError(f"solver {solver!r} needs a residual function (a least-squares problem)")
-        return levenberg_marquardt(residual_fn, z0, args, options)
     if loss_fn is None:
         if residual_fn is None:
             raise ValueError("give residual_fn or loss_fn")
