@@ -38,7 +38,10 @@ parameter; a step that raises ``P`` is halved from where it started.
 A shared parameter at a bound of its range stays there (the steps of the others are conditional on it), and so do
 the combinations of shared parameters that the data do not determine (:func:`newton_direction`).
 A galaxy whose block is not positive definite (a parameter held at a bound) has no Laplace term; it is counted and
-left out of ``D``. The standard errors stay those of ``S`` (the profile's curvature without ``D``'s).
+left out of ``D``. The standard errors stay those of ``S`` (the profile's curvature without ``D``'s). What that
+leaves out, measured by central differences of ``dP/dt`` with every galaxy re-solved (``scripts/laplace_curvature.py``,
+2000 RAR mock galaxies): g_dagger's error 0.9% smaller with ``D``'s curvature; with intrinsic scatter, g_dagger's 1.0%
+smaller and sigma_int's 1.7% larger. ``D`` is a sum of one O(1) term per galaxy against ``h``'s one per point.
 """
 
 from __future__ import annotations
