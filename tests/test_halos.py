@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import io
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -231,6 +233,14 @@ def test_models_are_kept_for_the_same_catalog(mock):
     assert "nfw_flat" not in curves.default_models()  # compare does not fit halos by default
 
 
+def test_the_commands_defaults_are_the_catalogues_settings():
+    """`jaxcoh halos` with no options fits as `halo_catalog` does (32 starts per galaxy, 20 + 60 iterations)."""
+    from jaxcoh.cli import halos as command
+
+    got = command.settings({o.name: o.default for o in command.OPTIONS})
+    assert got._replace(report=HALO_SETTINGS.report) == HALO_SETTINGS and got.galaxy_starts == 32
+
+
 def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, sparc_catalog, tmp_path, monkeypatch):
     out = tmp_path / "halos"
     args = ["halos", "--sparc", str(sparc_dir), "--models", "nfw_flat,burkert_flat", "--galaxy-starts", "1",
@@ -349,3 +359,42 @@ def test_groups_side_by_side_report_iterations_from_one_group(mock, monkeypatch)
     calls.clear()
     module.fit_halo_models(mock[0], names, settings, models_per_fit=1, threads=1)
     assert [r for _, r, _ in calls] == [True] * 4
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_papers_table_is_read_in_both_forms_and_compared(tmp_path, capsys):
+    """scripts/compare_li2020.py on a constructed table: VizieR's TSV (header, units, dashes, a blank chi2) and the
+    whitespace form read alike; a column that repeats another is left out; the statistics are the hand-counted ones."""
+    compare = _script("compare_li2020")
+    chi2 = {"NFW-Flat": [2.0, 4.0, 1.0, None], "Burkert-Flat": [1.0, 2.0, 3.0, None],
+            "Einasto-Flat": [2.0, 4.0, 1.0, None]}  # Einasto repeats NFW, as in the paper
+    galaxies = ["A", "B", "C", "D"]
+    rows = [f"{i + 1}\t{g:<11}\t{m:<12}\t0.50\t" + ("" if v is None else f"{v:5.2f}")
+            for i, (m, vals) in enumerate((m, v) for m, v in chi2.items()) for g, v in zip(galaxies, vals)]
+    tsv = tmp_path / "table1.tsv"
+    tsv.write_text("#Title: J/ApJS/247/31/table1\nrecno\tName\tModel\tYdisk\tchi2\n \t \t \tMsun/Lsun\t \n"
+                   "--------\t---\t---\t---\t---\n" + "\n".join(rows) + "\n")
+    ws = tmp_path / "table1.txt"
+    ws.write_text("# galaxy " + " ".join(chi2) + "\n" + "".join(
+        g + " " + " ".join("-" if chi2[m][i] is None else str(chi2[m][i]) for m in chi2) + "\n"
+        for i, g in enumerate(galaxies)))
+    pd.testing.assert_frame_equal(compare.read_li2020(str(tsv)).loc[galaxies, list(chi2)],
+                                  compare.read_li2020(str(ws)).loc[galaxies, list(chi2)], check_names=False)
+    ours = pd.DataFrame([(g, m, v) for m, vals in {"NFW-Flat": [2.0, 4.4, 0.5, None],
+                                                   "Burkert-Flat": [1.0, 2.0, 3.0, None]}.items()
+                         for g, v in zip(galaxies, vals)], columns=["galaxy", "model", "chi2_nu"])
+    ours.to_csv(tmp_path / "halos.csv", index=False)
+    assert compare.main(["--li2020", str(tsv), "--halos", str(tmp_path / "halos.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "Einasto-Flat chi2_nu repeats NFW-Flat's" in out
+    nfw = next(line for line in out.splitlines() if line.startswith("NFW-Flat "))
+    # N 3 and 3; median 2.0 and 2.0; mean 7/3 and 6.9/3; below 2: 1/3 and 1/3; median ratio of 1.0, 1.1, 0.5
+    assert nfw.split() == ["NFW-Flat", "3", "3", "2.00", "2.00", "2.33", "2.30", "0.33", "0.33", "1.000"]
+    assert "Burkert-Flat fits better than NFW-Flat (lower chi2_nu): paper 2 of 3, jaxcoh 2 of 3" in out
+    assert "more than 5% below the paper's: 1, above: 1, of 6" in out and "  C NFW-Flat: jaxcoh 0.50, paper 1.00" in out

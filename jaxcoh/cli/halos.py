@@ -34,7 +34,7 @@ OPTIONS = (
            choices=("full", "none")),
     Option("loss", "chi2", "per-point loss", choices=("chi2", "student_t", "huber")),
     Option("error_floor", 0.0, "km/s added in quadrature to errV", type="nonneg_float", metavar="KMS"),
-    Option("galaxy_starts", 8, "starts of every galaxy's halo and nuisance parameters, the best kept per galaxy "
+    Option("galaxy_starts", 32, "starts of every galaxy's halo and nuisance parameters, the best kept per galaxy "
            "(halo fits are multimodal)", type="int"),
     Option("start_iter", 20, "Levenberg-Marquardt iterations of each start of every galaxy", type="int"),
     Option("max_iter", 60, "further iterations polishing every galaxy's best start", type="int"),
@@ -107,7 +107,7 @@ COMMAND = Command(
     name="halos",
     summary="Fit the seven dark-matter halo profiles of Li et al. (2020), with Flat and LCDM priors, to every galaxy.",
     examples="examples:\n  jaxcoh halos --sparc ../shared/data/sparc --out results/halos\n"
-             "  jaxcoh halos --sparc DIR --models nfw_flat,burkert_flat,dc14_lcdm --galaxy-starts 16\n"
+             "  jaxcoh halos --sparc DIR --models nfw_flat,burkert_flat,dc14_lcdm --galaxy-starts 64\n"
              "  jaxcoh halos --sparc DIR --cuts standard --models-per-fit 1   # resumable model by model\n"
              "  jaxcoh halos                                   # on the mock catalog",
     options=OPTIONS, run=run,
