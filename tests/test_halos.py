@@ -375,8 +375,9 @@ def test_the_papers_table_is_read_in_both_forms_and_compared(tmp_path, capsys):
     chi2 = {"NFW-Flat": [2.0, 4.0, 1.0, None], "Burkert-Flat": [1.0, 2.0, 3.0, None],
             "Einasto-Flat": [2.0, 4.0, 1.0, None]}  # Einasto repeats NFW, as in the paper
     galaxies = ["A", "B", "C", "D"]
+    cells = [(m, g, v) for m, vals in chi2.items() for g, v in zip(galaxies, vals)]
     rows = [f"{i + 1}\t{g:<11}\t{m:<12}\t0.50\t" + ("" if v is None else f"{v:5.2f}")
-            for i, (m, vals) in enumerate((m, v) for m, v in chi2.items()) for g, v in zip(galaxies, vals)]
+            for i, (m, g, v) in enumerate(cells)]
     tsv = tmp_path / "table1.tsv"
     tsv.write_text("#Title: J/ApJS/247/31/table1\nrecno\tName\tModel\tYdisk\tchi2\n \t \t \tMsun/Lsun\t \n"
                    "--------\t---\t---\t---\t---\n" + "\n".join(rows) + "\n")
