@@ -235,3 +235,26 @@ def test_the_polish_runs_one_lane_where_copies_cost_more_than_compiling():
     big = SimpleNamespace(n_galaxies=POLISH_ONE_LANE_POINTS // (4 * 24) + 1, n_max=24)
     assert polish_lanes(z0, big) == 1
     assert polish_lanes({"shared": {"g_dagger": jnp.zeros(1)}}, big) == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_galaxy_starts_default_by_the_models_family(tiny_mock, monkeypatch):
+    """Without ``galaxy_starts`` a fit takes 32 starts per galaxy for a halo profile (8 left SPARC's catalogue far
+    above its optimum: jaxcoh.curves.halo_catalog) and 8 for the other models; a given number is kept."""
+    from jaxcoh.curves import fitting
+
+    seen = []
+
+    def record(model, opts, lm, z, data, n, *rest):
+        seen.append(n)
+        raise _Stop  # the count is all this test needs: no solve
+
+    monkeypatch.setattr(fitting, "best_start_per_galaxy", record)
+    for name, settings in (("newtonian", CurveSettings()), ("burkert_flat", CurveSettings()),
+                           ("burkert_flat", CurveSettings(galaxy_starts=3))):
+        with pytest.raises(_Stop):
+            curves.fit(name, tiny_mock, settings._replace(solver="block_lm", errors=False))
+    assert seen == [8, 32, 3] and CurveSettings().galaxy_starts is None

@@ -151,8 +151,9 @@ CURVE_OPTIONS = (
     Option("seed", 0, "seed of the start design", type="nonneg_int"),
     Option("errors", True, "standard errors from the Hessian (marginalised over the per-galaxy parameters)",
            type="bool"),
-    Option("galaxy_starts", 8, "starts of every galaxy's own and nuisance parameters, the best kept per galaxy "
-           "(per-galaxy problems are multimodal)", type="int"),
+    Option("galaxy_starts", None, "starts of every galaxy's own and nuisance parameters, the best kept per galaxy "
+           "(per-galaxy problems are multimodal; default: 32 for the halo profiles, 8 for the other models)",
+           type="int"),
     Option("marginal", "auto", "what the shared parameters maximise: joint (the posterior with every galaxy's "
            "parameters), laplace (their marginal posterior, every galaxy's own and nuisance parameters integrated "
            "out by Laplace's approximation; the joint MAP's bias exceeds its errors at 10^4 galaxies) or auto "

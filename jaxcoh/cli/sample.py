@@ -34,7 +34,8 @@ OPTIONS = (
     Option("start", "map", "where the chains start: map (the MAP fit, jittered) or prior (the fit's own start: declared "
            "inits and the nuisance priors' centres; no fit, longer way for the warm-up)", choices=("map", "prior")),
     Option("n_starts", 4, "starts of the shared parameters of the MAP fit the chains start from", type="int"),
-    Option("galaxy_starts", 8, "starts of every galaxy's parameters in the MAP fit", type="int"),
+    Option("galaxy_starts", None, "starts of every galaxy's parameters in the MAP fit (default: 32 for the halo "
+           "profiles, 8 for the other models)", type="int"),
     *VERBOSITY_OPTIONS,
 )
 

@@ -39,7 +39,8 @@ log = logging.getLogger("jaxcoh")
 class CurveSettings(NamedTuple):
     """How a rotation-curve model is fitted: the likelihood (static: nuisance, loss, error floor, recipe), the starts
     of the shared parameters (``n_starts``: the declared inits then a Sobol design drawn with ``seed``), the starts
-    of every galaxy's own and nuisance parameters (``galaxy_starts``, see :mod:`~jaxcoh.curves.galaxy_starts`), the
+    of every galaxy's own and nuisance parameters (``galaxy_starts``, see :mod:`~jaxcoh.curves.galaxy_starts`; None:
+    :func:`default_galaxy_starts` of the model), the
     solver (``"auto"`` or a chain such as ``"lbfgs+block_lm"``) with one :class:`SolverOptions` per stage (None: the
     defaults), whether to compute standard errors, whether the solvers report every iteration to
     :mod:`jaxcoh.progress` (the command line's progress line), and which posterior the shared parameters maximise:
@@ -61,7 +62,7 @@ class CurveSettings(NamedTuple):
     solver: str = "auto"
     solver_options: tuple[SolverOptions, ...] | None = None
     errors: bool = True
-    galaxy_starts: int = 8
+    galaxy_starts: int | None = None
     report: bool = False
     marginal: str = "auto"
     layout: str = "auto"
@@ -70,6 +71,16 @@ class CurveSettings(NamedTuple):
 
 
 FIT_LAYOUTS = ("auto", "padded", "folded")
+# Starts per galaxy unless the settings say: 8 reach the optimum that independent scipy fits from 30-100 starts found
+# for NFW on SPARC; the halo profiles of Li et al. need more (on SPARC's catalogue 8 left the twelve models' total
+# chi^2 705 above the lowest that 8-64 starts found, 32 left 4.4: jaxcoh.curves.halo_catalog.HALO_SETTINGS).
+GALAXY_STARTS = {"halo": 32}
+DEFAULT_GALAXY_STARTS = 8
+
+
+def default_galaxy_starts(model: CurveModel) -> int:
+    """Starts per galaxy a fit of ``model`` takes when its settings give none (by the model's family)."""
+    return GALAXY_STARTS.get(model.family, DEFAULT_GALAXY_STARTS)
 
 
 def lm_data(data: CurveData, model: CurveModel, opts: Likelihood, layout: str) -> CurveData:
@@ -259,7 +270,9 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     z0 = starts(model, data, opts, settings.n_starts, settings.seed)
     galaxy_info = GalaxyStarts(n_starts=1, n_multimodal=0, n_improved=0)
     per_galaxy = bool(len(model.local) or opts.nuisance)
-    galaxy_starts = per_galaxy and settings.galaxy_starts > 1 and "block_lm" in solver.split("+")
+    n_galaxy_starts = (settings.galaxy_starts if settings.galaxy_starts is not None
+                       else default_galaxy_starts(model))
+    galaxy_starts = per_galaxy and n_galaxy_starts > 1 and "block_lm" in solver.split("+")
     if galaxy_starts and not len(model.shared):
         # Nothing shared to settle first: a first solve would be one more start per galaxy, solved to the end before
         # the others begin (on the halo catalogue, 75 of its 270 block LM iterations). The initial values are the
@@ -274,9 +287,9 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         lm = (settings.start_options if settings.start_options is not None
               else options[solver.split("+").index("block_lm")])
         lm = lm._replace(report="galaxy starts" if settings.report else "")
-        z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, settings.galaxy_starts, settings.seed,
+        z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, n_galaxy_starts, settings.seed,
                                                settings.start_precision)
-        log.info(f"{model.name}: {settings.galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
+        log.info(f"{model.name}: {n_galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
                  f"improved by their other starts, {galaxy_info.n_multimodal} with starts that disagreed "
                  f"({time.perf_counter() - t0:.0f} s)")
         lanes = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (polish_lanes(z0, cat), *a.shape)), z)
@@ -287,7 +300,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
             _first_finite(model, lanes, polished, data, opts, cat.names)
             res = polished
         n_iter += int(best.n_iter)
-    elif per_galaxy and settings.galaxy_starts > 1:
+    elif per_galaxy and n_galaxy_starts > 1:
         log.info(f"{model.name}: one start per galaxy (the per-galaxy starts need the block Levenberg-Marquardt, "
                  f"not in the solver chain {solver!r})")
     laplace = None

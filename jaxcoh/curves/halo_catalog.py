@@ -34,7 +34,7 @@ from ..config import precision_name
 from ..resumable import PartStore
 from ..solvers import SolverOptions
 from .comparison import catalog_digest
-from .fitting import CurveSettings, fit
+from .fitting import GALAXY_STARTS, CurveSettings, fit
 from .halos import (
     derived_quantities,
     display_name,
@@ -53,10 +53,10 @@ from .tables import curves_table
 
 log = logging.getLogger("jaxcoh")
 
-START_ITER, POLISH_ITER, GALAXY_STARTS = 20, 60, 32
+START_ITER, POLISH_ITER = 20, 60
 HALO_SETTINGS = CurveSettings(
     likelihood=Likelihood(nuisance=True, loss="chi2"), n_starts=1, solver="block_lm",
-    solver_options=(SolverOptions(max_iter=POLISH_ITER),), errors=True, galaxy_starts=GALAXY_STARTS,
+    solver_options=(SolverOptions(max_iter=POLISH_ITER),), errors=True, galaxy_starts=GALAXY_STARTS["halo"],
     start_precision="float32", start_options=SolverOptions(max_iter=START_ITER))
 """The catalogue's fits: MAP with the nuisance parameters, by the block Levenberg-Marquardt alone (no shared
 parameters: an L-BFGS phase has nothing to do), 32 starts per galaxy. Measured on SPARC (a fresh catalogue per
