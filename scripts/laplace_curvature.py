@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxcoh
@@ -26,7 +24,6 @@ from jaxcoh import curves
 from jaxcoh.curves import CurveSettings, Likelihood
 from jaxcoh.curves import fitting
 from jaxcoh.curves import laplace as lp
-from jaxcoh.curves.galaxy_starts import solve_each_galaxy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,18 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {args.galaxies} mock galaxies: Laplace fit in {time.perf_counter() - t0:.1f} s, "
           f"{fit.laplace.iterations} Newton steps, converged {fit.laplace.converged}")
     model, opts, options, z, data = (captured[k] for k in ("model", "opts", "options", "z", "data"))
-    g = data.cat.n_galaxies
-    block = g if g <= lp.BLOCK else lp.BLOCK
-    z, data = lp._padded(model, opts, z, data, block)
+    z, data, block = lp.in_blocks(model, opts, z, data)
     _, _, S, W, _, free = lp.profile_pieces(model, opts, z, data, block)
     free = np.asarray(free)
     stderr_S = lp.newton_direction(np.zeros(len(model.shared)), np.asarray(S, np.float64), free)[1]
 
     def gradient_at(step: np.ndarray) -> np.ndarray:  # dP/dt with every galaxy at its conditional mode at t + step
-        moved = lp._moved(model, opts, z, W, jnp.asarray(step, W.dtype))
-        own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
-        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data, test_settled=False)[0]
-        z_t = {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
+        z_t = lp.conditional_modes(model, opts, options, z, W, step, data)
         return np.asarray(lp.profile_pieces(model, opts, z_t, data, block)[1], np.float64)
 
     f = np.flatnonzero(free)

@@ -247,11 +247,12 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     """MAP fit of ``model`` to every galaxy of ``cat`` (already cut) with the likelihood of ``settings``.
 
     The shared parameters' starts are solved side by side; at the best, every galaxy's own parameters are refitted
-    from ``settings.galaxy_starts`` starts with the shared ones fixed, each galaxy keeps its best, and the whole is
-    polished by the same solver chain (without shared parameters the galaxies' starts begin from the initial values,
-    the first of them); with the Laplace marginal (``settings.marginal``) the shared parameters then move to the
-    optimum of their Laplace marginal (:mod:`~jaxcoh.curves.laplace`), every galaxy's own at its conditional mode
-    there. The status is decided at the solution (:mod:`~jaxcoh.curves.convergence`).
+    from ``settings.galaxy_starts`` starts (None: :func:`default_galaxy_starts`) with the shared ones fixed, each
+    galaxy keeps its best, and the whole is polished by the same solver chain (without shared parameters the
+    galaxies' starts begin from the initial values, the first of them); with the Laplace marginal
+    (``settings.marginal``) the shared parameters then move to the optimum of their Laplace marginal
+    (:mod:`~jaxcoh.curves.laplace`), every galaxy's own at its conditional mode there. The status is decided at the
+    solution (:mod:`~jaxcoh.curves.convergence`).
     ``settings.solver="auto"`` picks L-BFGS polished by the block Levenberg-Marquardt while its Jacobian fits
     (:data:`LM_MAX_RESIDUALS`; the block LM alone beyond :data:`LBFGS_STAGE_MAX_GALAXIES` galaxies), L-BFGS alone
     beyond (and then one start per galaxy: the per-galaxy solves are

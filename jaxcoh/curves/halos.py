@@ -286,7 +286,7 @@ def make_halo_stack(models: Sequence[str | CurveModel], points: np.ndarray) -> C
 
     def row_models(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """``(profile [rows], LCDM prior [rows])`` of each row of a layout of ``shape``."""
-        if not any(shape == built[:len(shape)] for built in masks):  # the shapes of the layouts built for
+        if not any(shape == built[:len(shape)] for built in masks):  # masks' keys: the layouts' shapes
             raise ValueError(f"a stack of {len(names)} halo models evaluates the catalog it was built for, "
                              f"{tiled.shape}, or its folded rows, not {shape} (no blocked objective: fit fewer "
                              "models at once)")

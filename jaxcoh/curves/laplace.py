@@ -243,6 +243,24 @@ def _padded(model: CurveModel, opts: Likelihood, z: dict, data: CurveData, block
     return z, prepare(CurveData(cat, data.refs), opts)
 
 
+def in_blocks(model: CurveModel, opts: Likelihood, z: dict, data: CurveData) -> tuple[dict, CurveData, int]:
+    """``(z, data, block)``: the galaxies per block of :func:`profile_pieces` (all of them up to :data:`BLOCK`), and
+    ``z`` and ``data`` padded to a multiple of it."""
+    g = data.cat.n_galaxies
+    block = g if g <= BLOCK else BLOCK
+    return (*_padded(model, opts, z, data, block), block)
+
+
+def conditional_modes(model: CurveModel, opts: Likelihood, options: SolverOptions, z: dict, W: Array,
+                      step: np.ndarray, data: CurveData) -> dict:
+    """``z`` with the shared parameters moved by ``step`` and every galaxy's own parameters re-solved at them, from
+    the linear prediction ``dq*/dt step`` (``W`` from :func:`profile_pieces` at ``z``)."""
+    moved = _moved(model, opts, z, W, jnp.asarray(step, W.dtype))
+    own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
+    solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data, test_settled=False)[0]
+    return {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
+
+
 def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions, z: dict, data: CurveData
                     ) -> tuple[dict, Laplace]:
     """The shared parameters at the minimum of the Laplace profile, from the joint MAP ``z``, and every galaxy's own
@@ -251,18 +269,14 @@ def laplace_profile(model: CurveModel, opts: Likelihood, options: SolverOptions,
         raise ValueError(f"{model.name}: the Laplace marginal needs shared and per-galaxy parameters (this fit has "
                          f"{len(model.shared)} shared and {len(per_galaxy_groups(model, opts))} per-galaxy kinds)")
     g = data.cat.n_galaxies
-    block = g if g <= BLOCK else BLOCK
-    z, data = _padded(model, opts, z, data, block)
+    z, data, block = in_blocks(model, opts, z, data)
     names = model.shared.names
     t0 = np.asarray([z["shared"][k] for k in names], np.float64)
     scale, previous = 1.0, None
     converged, steps = False, 0
 
     def step_to(z_from: dict, W: Array, step: np.ndarray) -> dict:  # every galaxy re-solved at the moved t
-        moved = _moved(model, opts, z_from, W, jnp.asarray(step, W.dtype))
-        own = {k: jax.tree_util.tree_map(lambda a: a[None], v) for k, v in moved.items() if k != "shared"}
-        solved = solve_each_galaxy(model, opts, options, moved["shared"], own, data, test_settled=False)[0]
-        return {"shared": moved["shared"], **jax.tree_util.tree_map(lambda a: a[0], solved)}
+        return conditional_modes(model, opts, options, z_from, W, step, data)
 
     for it in range(1, MAX_NEWTON + 1):
         value, grad, S, W, ok, free = profile_pieces(model, opts, z, data, block)
