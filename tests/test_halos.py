@@ -241,6 +241,19 @@ def test_the_commands_defaults_are_the_catalogues_settings():
     assert got._replace(report=HALO_SETTINGS.report) == HALO_SETTINGS and got.galaxy_starts == 32
 
 
+def test_the_help_states_the_default_starts_per_galaxy():
+    """The --galaxy-starts help of `fit`, `compare` and `sample` spells out fitting's table (the CLI does not import
+    the fitting code to build its help): a change of the table shows here."""
+    from jaxcoh.cli import common, compare, fit, sample
+    from jaxcoh.curves.fitting import DEFAULT_GALAXY_STARTS, GALAXY_STARTS
+
+    assert set(GALAXY_STARTS) == {"halo"}  # (the help names one family besides the default)
+    want = f"{GALAXY_STARTS['halo']} for the halo profiles, {DEFAULT_GALAXY_STARTS} for the other models"
+    for options in (common.CURVE_OPTIONS, fit.OPTIONS, compare.OPTIONS, sample.OPTIONS):
+        (opt,) = [o for o in options if o.name == "galaxy_starts"]
+        assert opt.default is None and want in " ".join(opt.help.split()), opt.help
+
+
 def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, sparc_catalog, tmp_path, monkeypatch):
     out = tmp_path / "halos"
     args = ["halos", "--sparc", str(sparc_dir), "--models", "nfw_flat,burkert_flat", "--galaxy-starts", "1",
