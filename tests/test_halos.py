@@ -412,3 +412,24 @@ def test_the_papers_table_is_read_in_both_forms_and_compared(tmp_path, capsys):
     assert nfw.split() == ["NFW-Flat", "3", "3", "2.00", "2.00", "2.33", "2.30", "0.33", "0.33", "1.000"]
     assert "Burkert-Flat fits better than NFW-Flat (lower chi2_nu): paper 2 of 3, jaxcoh 2 of 3" in out
     assert "more than 5% below the paper's: 1, above: 1, of 6" in out and "  C NFW-Flat: jaxcoh 0.50, paper 1.00" in out
+
+
+def test_dc14_x_held_at_the_edges_of_its_range_is_reported_at_bound():
+    """DC14's X = log10(M_star/M200) at or beyond an edge of [-4.1, -1.3] (within 1e-3 of the span) is flagged, and
+    the table's `at_bound` names it after the parameters at their bounds; other profiles have no X."""
+    import types
+
+    from jaxcoh.curves.halo_catalog import _at_bound
+    from jaxcoh.halo_profiles import m200
+
+    X = np.array([-1.3, -1.2, -1.305, -2.0, -4.1, -4.2, -4.0])
+    V200 = np.full(X.shape, 100.0)
+    M_star = np.asarray(m200(jnp.asarray(V200))) * 10.0**X
+    held = H.dc14_x_held("dc14_flat", {"V200": V200}, M_star)
+    np.testing.assert_array_equal(held, [True, True, False, False, True, True, False])
+    assert H.dc14_x_held("nfw_flat", {"V200": V200}, M_star) is None
+    spec = curves.get_model("dc14_flat").local
+    fitted = types.SimpleNamespace(per_galaxy_points=np.ones(3), local={"V200": np.array([500.0, 100.0, 100.0]),
+                                                                        "C200": np.array([10.0, 10.0, 1.0])})
+    got = _at_bound(fitted, spec, {"X": np.array([True, True, False]), "none": None})
+    assert list(got) == ["V200+X", "X", "C200"]

@@ -36,6 +36,7 @@ from ..solvers import SolverOptions
 from .comparison import catalog_digest
 from .fitting import GALAXY_STARTS, CurveSettings, fit
 from .halos import (
+    dc14_x_held,
     derived_quantities,
     display_name,
     halo_model_names,
@@ -98,15 +99,18 @@ def _galaxy_parameters(model_local: Sequence[str], cat: Catalog, nuisance: bool)
     return np.asarray(k, int) * np.ones(cat.n_galaxies, int), has_bulge
 
 
-def _at_bound(fitted: CurveFit, spec) -> np.ndarray:
-    """``[g]`` the halo parameters of each galaxy within :data:`BOUND_TOL` of a bound (names joined by '+')."""
+def _at_bound(fitted: CurveFit, spec, held: dict[str, np.ndarray | None]) -> np.ndarray:
+    """``[g]`` the halo parameters of each galaxy within :data:`BOUND_TOL` of a bound, then the names of ``held``
+    where it is True (DC14's X at an edge of its range), joined by '+'."""
     out = np.full(len(fitted.per_galaxy_points), "", dtype=object)
+    flags = {}
     for p in spec:
         v = np.asarray(fitted.local[p.name], float)
         lo, hi = (math.log(p.lower), math.log(p.upper)) if p.scale == "log" else (p.lower, p.upper)
         y = np.log(v) if p.scale == "log" else v
-        near = (np.abs(y - lo) <= BOUND_TOL * (hi - lo)) | (np.abs(y - hi) <= BOUND_TOL * (hi - lo))
-        out = np.where(near, np.where(out == "", p.name, out + "+" + p.name), out)
+        flags[p.name] = (np.abs(y - lo) <= BOUND_TOL * (hi - lo)) | (np.abs(y - hi) <= BOUND_TOL * (hi - lo))
+    for name, near in {**flags, **{k: v for k, v in held.items() if v is not None}}.items():
+        out = np.where(near, np.where(out == "", name, out + "+" + name), out)
     return out
 
 
@@ -121,8 +125,9 @@ def galaxy_rows(fitted: CurveFit, cat: Catalog, model, status: np.ndarray, impro
     chi2 = np.asarray(fitted.per_galaxy_chi2, float)
     nu = Nuisance(**{f: jnp.asarray(v, cat.dtype) for f, v in fitted.nuisance.items()})
     scaled = apply_nuisance(cat, nu)
-    derived = derived_quantities(model, {k_: jnp.asarray(v, cat.dtype) for k_, v in fitted.local.items()},
-                                 stellar_mass(scaled, nu.upsilon_disk, nu.upsilon_bulge), scaled.R_eff)
+    local = {k_: jnp.asarray(v, cat.dtype) for k_, v in fitted.local.items()}
+    M_star = stellar_mass(scaled, nu.upsilon_disk, nu.upsilon_bulge)
+    derived = derived_quantities(model, local, M_star, scaled.R_eff)
     dof = n - k
     cols: dict = {"galaxy": np.asarray(list(cat.names), dtype=object), "model": display_name(model)}
     for f in NUISANCE.names:
@@ -136,7 +141,8 @@ def galaxy_rows(fitted: CurveFit, cat: Catalog, model, status: np.ndarray, impro
         err = fitted.per_galaxy_stderr.get(name)
         err = np.full(len(n), np.nan) if err is None else np.asarray(err, float)
         cols[f"{name}_err"] = np.where(has_bulge, err, np.nan) if name == "upsilon_bulge" else err
-    cols["at_bound"] = _at_bound(fitted, model.local)
+    # (DC14's X at an edge of its range: a kink, where the stationarity test's gradient need not vanish)
+    cols["at_bound"] = _at_bound(fitted, model.local, {"X": dc14_x_held(model, local, M_star)})
     table = pd.DataFrame(cols)[n > 0].reset_index(drop=True)
     table.insert(list(COLUMNS).index("status"), "status", status)
     table["improved_by_starts"] = improved if improved is not None else pd.NA
