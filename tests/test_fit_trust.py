@@ -258,3 +258,32 @@ def test_galaxy_starts_default_by_the_models_family(tiny_mock, monkeypatch):
         with pytest.raises(_Stop):
             curves.fit(name, tiny_mock, settings._replace(solver="block_lm", errors=False))
     assert seen == [8, 32, 3] and CurveSettings().galaxy_starts is None
+
+
+def _near_bound(shared, local, x):
+    return x.V_bar2 + 900.0 * local["a"][:, None]
+
+
+def test_a_parameter_trapped_at_its_bound_is_polished_off_it(tiny_mock):
+    """Every start of ``a`` (bounded in (0, 2), truth 0.3) sits at its lower bound, where the bijection's sigmoid is
+    flat: the polish cannot leave it (STALLED, a = 1e-14). With ``polish_off_bounds`` the saturated galaxies are
+    polished again from just inside the bound and keep the better polish: every galaxy reaches the truth, CONVERGED."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from jaxcoh.properties import baryonic_speed_squared
+
+    cat = tiny_mock
+    V2 = jnp.maximum(baryonic_speed_squared(cat, 0.5, 0.7) + 270.0, 1.0)
+    noise = 0.5 * cat.e_V_obs * np.random.default_rng(0).normal(size=cat.mask.shape)
+    cat = dataclasses.replace(cat, V_obs=jnp.where(cat.mask, jnp.sqrt(V2) + noise, cat.V_obs))
+    model = CurveModel("near_bound", ParameterSpec([]), ParameterSpec(
+        [Parameter("a", 1e-14, 0.0, 2.0, per_galaxy=True, start_range=(1e-15, 1e-14))]), _near_bound)
+    settings = CurveSettings(likelihood=Likelihood(nuisance=False), solver="block_lm", errors=False, galaxy_starts=2)
+    live = np.asarray(cat.mask).any(axis=1)
+    trapped = curves.fit(model, cat, settings)
+    assert trapped.status != "CONVERGED" and np.all(trapped.local["a"][live] < 1e-12)
+    freed = curves.fit(model, cat, settings._replace(polish_off_bounds=True))
+    assert freed.status == "CONVERGED" and freed.objective < 0.1 * trapped.objective
+    np.testing.assert_allclose(freed.local["a"][live], 0.3, atol=0.1)
