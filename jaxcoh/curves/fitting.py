@@ -296,12 +296,11 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         log.info(f"{model.name}: {n_galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
                  f"improved by their other starts, {galaxy_info.n_multimodal} with starts that disagreed "
                  f"({time.perf_counter() - t0:.0f} s)")
-        lanes = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (polish_lanes(z0, cat), *a.shape)), z)
-        polished = solve_joint(model, opts, solver, options, lanes, data)
-        best = jax.tree_util.tree_map(lambda a: a[0], polished)
+        n_lanes = polish_lanes(z0, cat)
+        lanes, polished, best = polish(model, opts, solver, options, z, data, n_lanes)
         _log_stage(model, f"{solver} polish", best, t0)
         if settings.polish_off_bounds and not len(model.shared):
-            best = polish_off_bounds(model, opts, solver, options, z, data, best, polish_lanes(z0, cat))
+            best = polish_off_bounds(model, opts, solver, options, z, data, best, n_lanes)
         if res is None:
             _first_finite(model, lanes, polished, data, opts, cat.names)
             res = polished
@@ -340,6 +339,15 @@ def z0_lanes(z0: dict) -> int:
 POLISH_ONE_LANE_POINTS = 2**20  # lanes x points beyond which the polish runs one lane (its own compilation)
 
 
+def polish(model: CurveModel, opts: Likelihood, solver: str, options: tuple[SolverOptions, ...], z: dict,
+           data: CurveData, n_lanes: int) -> tuple[dict, SolverResult, SolverResult]:
+    """``(lanes, solved lanes, lane 0)``: the solver chain from ``z`` copied into ``n_lanes`` identical lanes
+    (:func:`polish_lanes`: the first solve's compiled program)."""
+    lanes = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_lanes, *a.shape)), z)
+    solved = solve_joint(model, opts, solver, options, lanes, data)
+    return lanes, solved, jax.tree_util.tree_map(lambda a: a[0], solved)
+
+
 SATURATED_Z = 10.0  # |z| of a bounded coordinate beyond which its bijection's slope is < 5e-5: saturated at a bound
 
 
@@ -362,14 +370,10 @@ def polish_off_bounds(model: CurveModel, opts: Likelihood, solver: str, options:
     if not saturated.any():
         return best
 
-    def polish(start):
-        lanes = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (n_lanes, *a.shape)), start)
-        return jax.tree_util.tree_map(lambda a: a[0], solve_joint(model, opts, solver, options, lanes, data))
-
     moved = {grp: dict(v) for grp, v in z.items()}
     for grp, p in groups:
         moved[grp][p.name] = jnp.clip(z[grp][p.name], -SATURATED_Z, SATURATED_Z)
-    other = polish(moved)
+    other = polish(model, opts, solver, options, moved, data, n_lanes)[2]
     terms = jax.jit(evaluate, static_argnums=(0, 3))
     better = saturated & (np.asarray(terms(model, other.z, data, opts).objective_terms)
                           < np.asarray(terms(model, best.z, data, opts).objective_terms))
@@ -382,7 +386,7 @@ def polish_off_bounds(model: CurveModel, opts: Likelihood, solver: str, options:
               for grp, v in best.z.items()}
     # Polished once more from the chosen values (converged at once): the solution's loss, status and recent change
     # are then a solve's own, not a mixture of two.
-    final = polish(chosen)
+    final = polish(model, opts, solver, options, chosen, data, n_lanes)[2]
     return final._replace(n_iter=best.n_iter + other.n_iter + final.n_iter)
 
 

@@ -62,15 +62,15 @@ HALO_SETTINGS = CurveSettings(
 """The catalogue's fits: MAP with the nuisance parameters, by the block Levenberg-Marquardt alone (no shared
 parameters: an L-BFGS phase has nothing to do), 32 starts per galaxy, and a second polish from just inside a bound
 for the galaxies whose best start is saturated at one (``polish_off_bounds``: on SPARC 2086 galaxy-models converged
-instead of 2078, total chi^2 92807.14 instead of 92809.81, warm 16.7 s instead of 13.5 s in one process). Measured on
-SPARC (a fresh catalogue per number of starts; total chi^2 of the twelve models above the lowest any of them found
-for each galaxy-model): 8 starts 705 above it, 12 galaxy-models by more than 1 (ESO563-G021 under DC14-Flat 447.0
-against 180.2, UGC11455 149.8 against 49.8); 16 starts 385; 32 starts 4.4 (2 by more than 1); 64 starts 1.5 (none);
-warm 5.6, 15.0 and 27.3 s for 8, 32 and 64. Every start of every galaxy, the initial values first, gets 20 iterations
-in float32 (``start_options``, ``start_precision``), is compared and tested in the catalog's precision, and the best
-start is polished by 60 more in it. Most galaxies settle within 15 iterations, the rest crawl toward a bound; 100
-iterations for every start and solve cost about 4 times the time for a total chi^2 lower by 15 (an earlier code's
-figure).
+instead of 2078, total chi^2 92807.14 instead of 92809.81, the warm catalogue 16.6 s in benchmark B6, 28.4x its scipy
+loop; see benchmarks/RESULTS.md). Measured on SPARC (a fresh catalogue per number of starts; total chi^2 of the
+twelve models above the lowest any of them found for each galaxy-model): 8 starts 705 above it, 12 galaxy-models by
+more than 1 (ESO563-G021 under DC14-Flat 447.0 against 180.2, UGC11455 149.8 against 49.8); 16 starts 385; 32 starts
+4.4 (2 by more than 1); 64 starts 1.5 (none); warm 5.6, 15.0 and 27.3 s for 8, 32 and 64. Every start of every
+galaxy, the initial values first, gets 20 iterations in float32 (``start_options``, ``start_precision``), is compared
+and tested in the catalog's precision, and the best start is polished by 60 more in it. Most galaxies settle within
+15 iterations, the rest crawl toward a bound; 100 iterations for every start and solve cost about 4 times the time
+for a total chi^2 lower by 15 (an earlier code's figure).
 
 Measured on SPARC (twelve models, 175 galaxies, 2-core CPU, warm, all in one stacked fit): the float32 starts took
 the catalogue from 13.4 s to 7.6 s with the total chi^2 lower by 11.5 (one galaxy-model 0.012
