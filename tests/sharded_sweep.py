@@ -1,10 +1,12 @@
-"""Run by tests/test_sharding.py in a fresh process (device count and distributed runtime are fixed at start-up).
+"""Run by tests/test_sharding.py in fresh processes (device count and distributed runtime are fixed at start-up).
 
-    python tests/sharded_sweep.py OUT.csv                       # on every device of this process
+    python tests/sharded_sweep.py                               # one process: a catalog sharded over its devices
     python tests/sharded_sweep.py OUT.csv PORT PROCESS_ID N     # one of N processes (gloo collectives, localhost)
 
-Writes the bootstrap and grid tables of a small mock (and, single-process, the joint objective and gradient on a
-catalog sharded over galaxies) so the test can compare them with its own single-device answers.
+One process prints how :func:`~jaxcoh.sharding.shard_catalog` pads and splits a catalog, and the joint objective and
+gradient on a catalog sharded over galaxies. One of N processes writes (process 0) the bootstrap and grid tables of a
+small mock, their batch axes split over every device of every process. The test compares both with its own
+single-device answers.
 """
 
 import json
@@ -63,15 +65,18 @@ def joint_case(cat):
 
 
 if __name__ == "__main__":
-    table, _ = bootstrap_case()
-    out = {"devices": jax.device_count(), "processes": jax.process_count()}
     if jax.process_count() == 1:
-        cat = jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"])
-        sharded = shard_catalog(cat)
-        out["catalog_sharding"] = str(sharded.R.sharding)
-        out["joint"] = joint_case(sharded)
-    grid = grid_case()
-    if jax.process_index() == 0:
-        table.to_csv(sys.argv[1], index=False)
-        grid.to_csv(sys.argv[1] + ".grid.csv", index=False)
-        print(json.dumps(out))
+        padded = shard_catalog(jaxcoh.mock_catalog(5, seed=1, n_max=8))
+        cat = shard_catalog(jaxcoh.mock_catalog(CASE["n"], seed=CASE["seed"], n_max=CASE["n_max"]))
+        print(json.dumps({"devices": jax.device_count(), "n_galaxies": padded.n_galaxies,
+                          "n_points": padded.n_points, "real": [bool(m) for m in padded.mask.any(axis=1)],
+                          "shards": len(padded.R.addressable_shards), "catalog_sharding": str(cat.R.sharding),
+                          "joint": joint_case(cat)}))
+    else:
+        table, _ = bootstrap_case()
+        grid = grid_case()
+        if jax.process_index() == 0:
+            table.to_csv(sys.argv[1], index=False)
+            grid.to_csv(sys.argv[1] + ".grid.csv", index=False)
+            print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(),
+                              "local_devices": jax.local_device_count()}))

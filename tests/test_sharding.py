@@ -1,4 +1,6 @@
-"""The same sweep on 1 device, on 4 (forced host devices) and across 2 processes (jax.distributed, gloo)."""
+"""The same computations on 1 device, on 4 (forced host devices) in one process, and on 4 across 2 processes
+(jax.distributed, gloo): a joint objective on a catalog sharded over galaxies, and sweeps whose batch axis is split
+over every device of every process."""
 
 from __future__ import annotations
 
@@ -54,16 +56,23 @@ def _assert_same_table(got: pd.DataFrame, want: pd.DataFrame):
     np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=0)
 
 
-def test_four_host_devices_match_one(tmp_path, reference):
-    out = tmp_path / "four.csv"
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(out)], capture_output=True, text=True, timeout=300,
+def test_four_host_devices_shard_a_catalog_and_match_one(reference):
+    """One process with 4 devices: a catalog padded to a multiple of the device count and split over galaxies, and
+    the joint objective and gradient on it equal to the single-device ones."""
+    import jaxcoh
+
+    cat = jaxcoh.mock_catalog(5, seed=1, n_max=8)
+    sharded = shard_catalog(cat)
+    assert sharded.n_galaxies == 5 + (-5 % jax.device_count())  # the fewest rows that split evenly
+    assert sharded.n_points == cat.n_points
+    proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300,
                           env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert info["devices"] == 4
+    # On 4 devices the 5 galaxies become 8 rows, the 3 added ones empty, split 2 per device.
+    assert {k: info[k] for k in ("devices", "n_galaxies", "n_points", "real", "shards")} == {
+        "devices": 4, "n_galaxies": 8, "n_points": cat.n_points, "real": [True] * 5 + [False] * 3, "shards": 4}
     assert "galaxies" in info["catalog_sharding"]
-    _assert_same_table(pd.read_csv(out), reference[0])
-    _assert_same_table(pd.read_csv(f"{out}.grid.csv"), reference[2])
     np.testing.assert_allclose(info["joint"], reference[1], rtol=1e-10)
 
 
@@ -73,42 +82,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path, reference):
+def test_two_processes_of_two_devices_match_one(tmp_path, reference):
+    """The bootstrap and grid sweeps on 2 processes of 2 forced host devices each: the batch axes split over the 4
+    devices of both processes, the results gathered back, equal to the single-device tables."""
     out = tmp_path / "two.csv"
     port = str(_free_port())
+    env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
     procs = [subprocess.Popen([sys.executable, str(SCRIPT), str(out), port, str(i), "2"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env()) for i in range(2)]
+                              stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     info = json.loads(outs[0][0].strip().splitlines()[-1])
-    assert info == {"devices": 2, "processes": 2}
+    assert info == {"devices": 4, "processes": 2, "local_devices": 2}
     _assert_same_table(pd.read_csv(out), reference[0])
     _assert_same_table(pd.read_csv(f"{out}.grid.csv"), reference[2])
-
-
-PAD_SCRIPT = """
-import json
-import jax
-import jaxcoh
-from jaxcoh.sharding import shard_catalog
-sharded = shard_catalog(jaxcoh.mock_catalog(5, seed=1, n_max=8))
-print(json.dumps({"devices": jax.device_count(), "n_galaxies": sharded.n_galaxies, "n_points": sharded.n_points,
-                  "real": [bool(m) for m in sharded.mask.any(axis=1)], "shards": len(sharded.R.addressable_shards)}))
-"""
-
-
-def test_shard_catalog_pads_to_device_multiple():
-    import jaxcoh
-
-    cat = jaxcoh.mock_catalog(5, seed=1, n_max=8)
-    sharded = shard_catalog(cat)
-    assert sharded.n_galaxies == 5 + (-5 % jax.device_count())  # the fewest rows that split evenly
-    assert sharded.n_points == cat.n_points
-    # On 4 devices the 5 galaxies become 8 rows, the 3 added ones empty, split 2 per device.
-    proc = subprocess.run([sys.executable, "-c", PAD_SCRIPT], capture_output=True, text=True, timeout=300,
-                          env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert info == {"devices": 4, "n_galaxies": 8, "n_points": cat.n_points, "real": [True] * 5 + [False] * 3,
-                    "shards": 4}
