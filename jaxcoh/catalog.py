@@ -10,6 +10,7 @@ user-built catalog with garbage padding is safe too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -333,14 +334,9 @@ class Catalog:
         """The galaxies at ``index`` (host-side integer positions), in that order, re-padded to their longest curve."""
         index = np.asarray(index, dtype=np.int64)
         n_keep = int(np.asarray(self.points_per_galaxy)[index].max()) if index.size else 1
-        n_keep = max(n_keep, 1)
-
-        def pick(x):
-            x = x[index]
-            return x[:, :n_keep] if x.ndim == 2 else x
-
-        leaves = jax.tree_util.tree_map(pick, self)
-        return dataclasses.replace(leaves, names=self.names.take(index), source=self.source)
+        leaves, tree = jax.tree_util.tree_flatten(self)
+        taken = jax.tree_util.tree_unflatten(tree, _take_rows(leaves, index.astype(np.int32), max(n_keep, 1)))
+        return dataclasses.replace(taken, names=self.names.take(index), source=self.source)
 
     def select(
         self,
@@ -432,3 +428,10 @@ class Catalog:
                   if not f.metadata.get("static")}
         names = GalaxyNames([*self.names, *(f"<pad{i}>" for i in range(extra))])
         return dataclasses.replace(self, **fields, names=names)
+
+
+@functools.partial(jax.jit, static_argnames="n_keep")
+def _take_rows(leaves: list[Array], index: Array, n_keep: int) -> list[Array]:
+    """Every leaf's rows at ``index [k]``, the per-point ones cut to their first ``n_keep`` points. One program per
+    catalog shape: indexed leaf by leaf, each of the ~26 leaves compiled its own eager gather and slice."""
+    return [x[index, :n_keep] if x.ndim == 2 else x[index] for x in leaves]
