@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -228,6 +229,41 @@ def test_solver_reports_nonfinite_start_instead_of_raising():
 
     res = solve("lm", {"x": jnp.asarray(-1.0)}, 1.0, residual_fn=residual_fn)
     assert int(res.status) == Status.NONFINITE
+
+
+def _block_problem(z, y):
+    """``[g, m]`` residuals of ``y_jm = a_j exp(-b t_m)``: shared b, one a per galaxy (and none without shared)."""
+    t = jnp.linspace(0.0, 2.0, y.shape[1])
+    b = z["shared"]["b"] if z["shared"] else 0.7
+    return z["local"]["a"][:, None] * jnp.exp(-b * t)[None, :] - y
+
+
+@pytest.mark.parametrize("solver", ["lm", "block_lm", "separable", "lbfgs"])
+def test_iterations_count_steps_from_the_start(solver):
+    """Every solver loop (the LM loops linearise their start inside the loop): ``max_iter`` steps are ``n_iter``
+    steps, each lowering the objective, the objective and gradient norm returned are those at the returned point,
+    and a start where the objective is not finite is returned as it is, after no iteration, as NONFINITE."""
+    y = jnp.asarray([[2.0, 1.3, 0.9, 0.6], [1.0, 0.7, 0.5, 0.3]])
+    z0 = {"shared": {} if solver == "separable" else {"b": jnp.asarray(0.3)}, "local": {"a": jnp.asarray([1.0, 3.0])}}
+    kind = "block_lm" if solver == "separable" else solver
+
+    def objective(z):
+        return jnp.sum(_block_problem(z, y) ** 2)
+
+    run = jax.jit(lambda z, n: solve(kind, z, y, residual_fn=_block_problem, options=SolverOptions(max_iter=n)))
+    losses = [float(objective(z0))]
+    for n in (1, 2, 3):
+        res = run(z0, n)
+        assert int(res.n_iter) == n and int(res.status) == Status.MAX_ITER, (solver, n)
+        assert float(res.loss) == pytest.approx(float(objective(res.z)), rel=1e-12)
+        g = ravel_pytree(jax.grad(objective)(res.z))[0]
+        assert float(res.grad_norm) == pytest.approx(float(jnp.linalg.norm(g)), rel=1e-9)
+        losses.append(float(res.loss))
+    assert losses[0] > losses[1] > losses[2] > losses[3]
+    bad = {**z0, "local": {"a": jnp.asarray([1.0, jnp.nan])}}
+    res = run(bad, 5)
+    assert int(res.status) == Status.NONFINITE and int(res.n_iter) == 0
+    np.testing.assert_array_equal(np.asarray(res.z["local"]["a"]), [1.0, np.nan])
 
 
 def test_batched_fits_equal_single_fits(sparc_fm):

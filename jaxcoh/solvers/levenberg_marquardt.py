@@ -67,7 +67,8 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
     """
 
     def body(s: _State) -> _State:
-        step = damped_step(s.neq, s.lam)
+        first = s.i < 0  # the pass that linearises x0 itself (see below)
+        step = jax.tree_util.tree_map(lambda d: jnp.where(first, jnp.zeros_like(d), d), damped_step(s.neq, s.lam))
         x_new = jax.tree_util.tree_map(jnp.add, s.x, step)
         neq_new, grad_new, loss_new = linearize(x_new)
         loss_new = finite_or_inf(loss_new)
@@ -78,16 +79,17 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
         converged = (accept & (rel <= options.ftol)) | small_grad
         lam = jnp.where(accept, jnp.maximum(s.lam / 3, LAMBDA_MIN), s.lam * 10)
         i = s.i + 1
-        # reported as half the sum of squares: the objective of least-squares fits written as residuals
-        report_iteration(options, i, 0.5 * jnp.where(accept, loss_new, s.loss),
-                         jnp.where(accept, grad_new, s.grad_norm))
+        # reported as half the sum of squares: the objective of least-squares fits written as residuals (iteration
+        # 0: the start)
+        report_iteration(options, i, 0.5 * jnp.where(accept | first, loss_new, s.loss),
+                         jnp.where(accept | first, grad_new, s.grad_norm))
         status = jnp.select(
             [converged, lam >= LAMBDA_MAX, i >= options.max_iter],
             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER],
             RUNNING,
         )
         keep = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
-        return _State(
+        after = _State(
             x=jax.tree_util.tree_map(keep, x_new, s.x),
             loss=keep(loss_new, s.loss),
             neq=jax.tree_util.tree_map(keep, neq_new, s.neq),
@@ -97,17 +99,23 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
             status=status.astype(jnp.int32),
             history=push_loss(s.history, keep(loss_new, s.loss)),
         )
+        start = _State(x=x_new, loss=loss_new, neq=neq_new, grad_norm=grad_new, lam=s.lam, i=i,
+                       status=jnp.where(jnp.isfinite(loss_new), RUNNING, Status.NONFINITE).astype(jnp.int32),
+                       history=loss_history(loss_new))
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), start, after)
 
-    neq0, grad0, loss0 = linearize(x0)
-    dtype = jnp.result_type(loss0)
+    # The loop's first pass linearises x0 (a zero step from a placeholder state, iteration -1 -> 0): the model and its
+    # Jacobian appear once in the program, in the loop's body, not a second time before it. Measured on the six
+    # models `compare` fits, with nuisance, on 10 mock galaxies: their solves compiled in 6.6 s instead of 8.0 s.
+    neq0, grad0, loss0 = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(linearize, x0))
     init = _State(
         x=x0,
-        loss=finite_or_inf(loss0),
+        loss=jnp.full_like(loss0, jnp.inf),
         neq=neq0,
         grad_norm=grad0,
-        lam=jnp.asarray(LAMBDA_INIT, dtype),
-        i=jnp.asarray(0, jnp.int32),
-        status=jnp.where(jnp.isfinite(loss0), RUNNING, Status.NONFINITE).astype(jnp.int32),
+        lam=jnp.asarray(LAMBDA_INIT, loss0.dtype),
+        i=jnp.asarray(-1, jnp.int32),
+        status=jnp.asarray(RUNNING, jnp.int32),
         history=loss_history(loss0),
     )
     return jax.lax.while_loop(lambda s: s.status == RUNNING, body, init)
@@ -128,7 +136,6 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
     the fit ends at 59428.204 instead of 59428.456. Converged when every galaxy has settled, stalled when none settled
     by a tolerance. Returns ``(L, total loss, gradient norm, iterations, status, relative change)``.
     """
-    neq0, gn0, loss0 = linearize(L0)
     dt = L0.dtype
 
     def rows_finite(a):
@@ -136,7 +143,8 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
 
     def body(c):
         L, neq, gn, loss, lam, by_tol, settled, i, history, _ = c
-        L_new = L + damped_step(neq, lam)
+        first = i < 0  # the pass that linearises L0 itself, as in _lm_loop
+        L_new = L + jnp.where(first, 0.0, damped_step(neq, lam))
         neq_new, gn_new, loss_new = linearize(L_new)
         finite = rows_finite(L_new) & jnp.isfinite(loss_new) & jnp.all(jnp.stack(
             [rows_finite(a) for a in jax.tree_util.tree_leaves(neq_new)]), axis=0)
@@ -146,8 +154,8 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
         lam = jnp.where(accept, jnp.maximum(lam / 3, LAMBDA_MIN), jnp.where(settled, lam, lam * 10))
         settled = by_tol | (lam >= LAMBDA_MAX)
         i = i + 1
-        report_iteration(options, i, 0.5 * jnp.sum(jnp.where(accept, loss_new, loss)),
-                         jnp.sqrt(jnp.sum(jnp.where(accept, gn_new, gn) ** 2)))
+        report_iteration(options, i, 0.5 * jnp.sum(jnp.where(accept | first, loss_new, loss)),
+                         jnp.sqrt(jnp.sum(jnp.where(accept | first, gn_new, gn) ** 2)))
         status = jnp.select([jnp.all(settled) & jnp.any(by_tol), jnp.all(settled), i >= options.max_iter],
                             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER], RUNNING).astype(jnp.int32)
 
@@ -155,13 +163,17 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
             return jnp.where(accept.reshape(-1, *([1] * (a.ndim - 1))), a, b)
 
         loss = keep(loss_new, loss)
-        return (keep(L_new, L), jax.tree_util.tree_map(keep, neq_new, neq), keep(gn_new, gn), loss,
-                lam, by_tol, settled, i, push_loss(history, jnp.sum(loss)), status)
+        after = (keep(L_new, L), jax.tree_util.tree_map(keep, neq_new, neq), keep(gn_new, gn), loss,
+                 lam, by_tol, settled, i, push_loss(history, jnp.sum(loss)), status)
+        total0 = jnp.sum(loss_new)
+        start = (L_new, neq_new, gn_new, loss_new, c[4], c[5], c[6], i, loss_history(total0),
+                 jnp.where(jnp.isfinite(total0), RUNNING, Status.NONFINITE).astype(jnp.int32))
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), start, after)
 
-    total0 = jnp.sum(loss0)
+    neq0, gn0, loss0 = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(linearize, L0))
     none = jnp.zeros(loss0.shape, bool)
-    init = (L0, neq0, gn0, loss0, jnp.full(loss0.shape, LAMBDA_INIT, dt), none, none, jnp.asarray(0, jnp.int32),
-            loss_history(total0), jnp.where(jnp.isfinite(total0), RUNNING, Status.NONFINITE).astype(jnp.int32))
+    init = (L0, neq0, gn0, jnp.full_like(loss0, jnp.inf), jnp.full(loss0.shape, LAMBDA_INIT, dt), none, none,
+            jnp.asarray(-1, jnp.int32), loss_history(jnp.sum(loss0)), jnp.asarray(RUNNING, jnp.int32))
     L, _, gn, loss, _, _, _, i, history, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
     total = finite_or_inf(jnp.sum(loss))
     return L, total, jnp.sqrt(jnp.sum(gn**2)), i, status, relative_change(history, total, i)
