@@ -27,11 +27,14 @@ def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
         return loss_fn(z, args)
 
     opt = optax.lbfgs(memory_size=options.memory_size)
-    value_and_grad = optax.value_and_grad_from_state(fun)
 
+    # The objective's value and gradient at the current iterate live in optax's state: its line search leaves them
+    # there for the point it accepted, and they are set once for the start. (optax.value_and_grad_from_state reads
+    # them through a lax.cond whose other branch evaluates the gradient: compiled into the loop, and run at every
+    # iteration under vmap, where a cond becomes a select.)
     def body(carry):
         z, state, loss_prev, i, history, _ = carry
-        value, grad = value_and_grad(z, state=state)
+        value, grad = otu.tree_get(state, "value"), otu.tree_get(state, "grad")
         updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=fun)
         z = optax.apply_updates(z, updates)
         loss = otu.tree_get(state, "value")
@@ -47,10 +50,9 @@ def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
         ).astype(jnp.int32)
         return z, state, loss, i, push_loss(history, loss), status
 
-    loss0 = fun(z0)
-    init = (z0, opt.init(z0), finite_or_inf(loss0), jnp.asarray(0, jnp.int32), loss_history(loss0),
-            jnp.where(jnp.isfinite(loss0), RUNNING, Status.NONFINITE).astype(jnp.int32))
+    loss0, grad0 = jax.value_and_grad(fun)(z0)
+    init = (z0, otu.tree_set(opt.init(z0), value=loss0, grad=grad0), finite_or_inf(loss0), jnp.asarray(0, jnp.int32),
+            loss_history(loss0), jnp.where(jnp.isfinite(loss0), RUNNING, Status.NONFINITE).astype(jnp.int32))
     z, state, loss, i, history, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
-    # The state's value and gradient belong to the iterate before the last update: evaluate at z itself.
-    loss, grad = jax.value_and_grad(fun)(z)
+    loss, grad = otu.tree_get(state, "value"), otu.tree_get(state, "grad")  # at z
     return SolverResult(z, loss, otu.tree_norm(grad), i, status, relative_change(history, finite_or_inf(loss), i))
