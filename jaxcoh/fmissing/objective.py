@@ -7,6 +7,7 @@ positive; the reported RMS is ``sqrt(loss / sum(weights))``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -92,16 +93,22 @@ def _metrics(F_pred: Array, data: FitData, weights: Array | None) -> dict:
 _metrics_compiled = jax.jit(_metrics)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _residuals_and_gradient(model: Model, z: Mapping[str, Array], data: FitData, weights: Array | None):
+    """The weighted residuals at ``z`` and the gradient of their sum of squares, as one program (evaluated op by op
+    they compiled a program per operation before an error could be raised)."""
+    def loss(zz):
+        return jnp.sum(unconstrained_residuals(model, zz, data, weights) ** 2)
+
+    return unconstrained_residuals(model, z, data, weights), jax.grad(loss)(z)
+
+
 def diagnose(model: Model, z: Mapping[str, Array], data: FitData, weights: Array | None = None,
              names: Sequence[str] | None = None) -> list[str]:
     """What is not finite at the unconstrained ``z``: the galaxies (by name, if ``names``) whose weighted residual
     is, then the parameters whose gradient is. Empty when everything is finite."""
-    def loss(zz):
-        return jnp.sum(unconstrained_residuals(model, zz, data, weights) ** 2)
-
-    r = np.asarray(unconstrained_residuals(model, z, data, weights))
+    r, grad = jax.device_get(_residuals_and_gradient(model, z, data, weights))
     label = (lambda j: names[j]) if names is not None else (lambda j: f"galaxy {j}")
     msgs = [f"residual not finite for {label(int(j))}" for j in np.nonzero(~np.isfinite(r))[0][:5]]
-    grad = jax.grad(loss)(z)
-    msgs += [f"gradient not finite for parameter {k}" for k, g in grad.items() if not np.isfinite(np.asarray(g))]
+    msgs += [f"gradient not finite for parameter {k}" for k, g in grad.items() if not np.isfinite(g)]
     return msgs
