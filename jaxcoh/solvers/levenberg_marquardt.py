@@ -79,10 +79,10 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
         converged = (accept & (rel <= options.ftol)) | small_grad
         lam = jnp.where(accept, jnp.maximum(s.lam / 3, LAMBDA_MIN), s.lam * 10)
         i = s.i + 1
-        # reported as half the sum of squares: the objective of least-squares fits written as residuals (iteration
-        # 0: the start)
+        # reported as half the sum of squares and its gradient: the objective of least-squares fits written as
+        # residuals, as the other solvers report it (iteration 0: the start)
         report_iteration(options, i, 0.5 * jnp.where(accept | first, loss_new, s.loss),
-                         jnp.where(accept | first, grad_new, s.grad_norm))
+                         0.5 * jnp.where(accept | first, grad_new, s.grad_norm))
         status = jnp.select(
             [converged, lam >= LAMBDA_MAX, i >= options.max_iter],
             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER],
@@ -155,7 +155,7 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
         settled = by_tol | (lam >= LAMBDA_MAX)
         i = i + 1
         report_iteration(options, i, 0.5 * jnp.sum(jnp.where(accept | first, loss_new, loss)),
-                         jnp.sqrt(jnp.sum(jnp.where(accept | first, gn_new, gn) ** 2)))
+                         0.5 * jnp.sqrt(jnp.sum(jnp.where(accept | first, gn_new, gn) ** 2)))  # as _lm_loop
         status = jnp.select([jnp.all(settled) & jnp.any(by_tol), jnp.all(settled), i >= options.max_iter],
                             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER], RUNNING).astype(jnp.int32)
 
