@@ -322,7 +322,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     if status != Status.NONFINITE:
         status = Status.CONVERGED if convergence.converged else (
             Status.MAX_ITER if status == Status.MAX_ITER else Status.STALLED)
-    ev = jax.jit(evaluate, static_argnums=(0, 3))(model, best.z, data, opts)
+    ev = _evaluate_jitted(model, best.z, data, opts)
     jax.block_until_ready(ev)
     wall = time.perf_counter() - t0
     err, per_galaxy_err = (curve_errors(model, best.z, data, opts, cat.names) if settings.errors else (None, {}))
@@ -335,6 +335,8 @@ def z0_lanes(z0: dict) -> int:
     """The number of starts (lanes) of a batch of starts."""
     return next(iter(jax.tree_util.tree_leaves(z0))).shape[0]
 
+
+_evaluate_jitted = jax.jit(evaluate, static_argnums=(0, 3))  # a fit's evaluation at its solution, one program
 
 POLISH_ONE_LANE_POINTS = 2**20  # lanes x points beyond which the polish runs one lane (its own compilation)
 
@@ -374,9 +376,8 @@ def polish_off_bounds(model: CurveModel, opts: Likelihood, solver: str, options:
     for grp, p in groups:
         moved[grp][p.name] = jnp.clip(z[grp][p.name], -SATURATED_Z, SATURATED_Z)
     other = polish(model, opts, solver, options, moved, data, n_lanes)[2]
-    terms = jax.jit(evaluate, static_argnums=(0, 3))
-    better = saturated & (np.asarray(terms(model, other.z, data, opts).objective_terms)
-                          < np.asarray(terms(model, best.z, data, opts).objective_terms))
+    better = saturated & (np.asarray(_evaluate_jitted(model, other.z, data, opts).objective_terms)
+                          < np.asarray(_evaluate_jitted(model, best.z, data, opts).objective_terms))
     log.info(f"{model.name}: {int(saturated.sum())} galaxies polished again off a bound, {int(better.sum())} better")
     if not better.any():
         return best
