@@ -165,11 +165,19 @@ def test_progress_in_a_log_with_verbose_has_a_line_per_stage_start_and_end(caplo
 
     assert not per_iteration({"quiet": False, "verbose": False})  # (pytest's stderr is no terminal)
     assert per_iteration({"quiet": False, "verbose": True}) and not per_iteration({"quiet": True, "verbose": True})
+    from jaxcoh import progress
+    from jaxcoh.cli.common import log
+
     r = _Reporter("[0/2 models] ", terminal=False)
-    with caplog.at_level("INFO", logger="jaxcoh"):
-        for stage, n in (("lbfgs", 5), ("block_lm", 1)):
-            for i in range(1, n + 1):
-                r(stage, i, 100.0 / i, 1.0 / i)
+    with caplog.at_level("INFO", logger="jaxcoh"), progress.listening(r):
+        for i in range(1, 6):
+            r("lbfgs", i, 100.0 / i, 1.0 / i)
+        progress.finished()  # the host has the stage's result: its last line comes before what the host logs
+        log.info("the host's line")
+        r("block_lm", 1, 100.0, 1.0)
+        for solve in range(2):  # a lax.map of solves (a galaxy's starts): each from iteration 0
+            for i in range(3):
+                r("galaxy starts", i, 10.0 - solve - i, 1.0)
         r.relabel("[1/2 models] ")
         r("block_lm", 1, 7.0, 0.5)
         r("block_lm", 3, 6.0, 0.25)
@@ -177,7 +185,10 @@ def test_progress_in_a_log_with_verbose_has_a_line_per_stage_start_and_end(caplo
     lines = [m.split(" (")[0] for m in caplog.messages]
     assert lines == ["[0/2 models] lbfgs: iteration 1, objective 100, gradient norm 1",
                      "[0/2 models] lbfgs: iteration 5, objective 20, gradient norm 0.2, stage done",
+                     "the host's line",
                      "[0/2 models] block_lm: iteration 1, objective 100, gradient norm 1",  # one iteration: one line
+                     "[0/2 models] galaxy starts: iteration 0, objective 10, gradient norm 1",
+                     "[0/2 models] galaxy starts, solve 2: iteration 2, objective 7, gradient norm 1, stage done",
                      "[1/2 models] block_lm: iteration 1, objective 7, gradient norm 0.5",
                      "[1/2 models] block_lm: iteration 3, objective 6, gradient norm 0.25, stage done"]
 
@@ -186,6 +197,10 @@ def test_progress_line_on_a_terminal_is_rewritten_in_place(capsys):
     from jaxcoh.cli.reporting import _Reporter
 
     r = _Reporter("rar ", terminal=True)
+    r("lbfgs", 1, 10.0, 1.0)
+    r.end_of_stage()  # the host is about to log: the line is cleared for it
+    line = "rar lbfgs: iteration 1, objective 10, gradient norm 1"
+    assert capsys.readouterr().err == "\r" + line + "\r" + " " * len(line) + "\r"
     for i in range(1, 4):
         r("lbfgs", i, 10.0 / i, 1.0 / i)
     r.close()

@@ -266,6 +266,39 @@ def test_iterations_count_steps_from_the_start(solver):
     np.testing.assert_array_equal(np.asarray(res.z["local"]["a"]), [1.0, np.nan])
 
 
+@pytest.mark.parametrize("solver", ["lm", "block_lm", "separable", "lbfgs"])
+def test_progress_reports_every_start_as_it_stands(solver, monkeypatch):
+    """A vmapped solve reports each iteration once, with every start's figures (one callback per iteration, not one
+    per start the host cannot tell apart); a start that has stopped reports its final figures, the ones returned
+    (LM reports half its sum of squares and gradient: the objective of a least-squares fit); the host shows the
+    start with the lowest objective, its own gradient norm with it."""
+    from jaxcoh import progress
+
+    calls = []
+    monkeypatch.setattr(progress, "report", lambda *a: calls.append([np.asarray(x, float) for x in a[1:]]))
+    y = jnp.asarray([[2.0, 1.3, 0.9, 0.6], [1.0, 0.7, 0.5, 0.3]])
+    shared = {} if solver == "separable" else {"b": jnp.asarray([0.5, 3.0])}
+    z0 = {"shared": shared, "local": {"a": jnp.asarray([[2.0, 1.0], [0.1, 9.0]])}}  # start 0 near the optimum
+    options = SolverOptions(max_iter=60, gtol=1e-10, report="stage")
+    kind = "block_lm" if solver == "separable" else solver
+    res = jax.jit(jax.vmap(lambda z: solve(kind, z, y, residual_fn=_block_problem, options=options)))(z0)
+    n_iter = np.asarray(res.n_iter)
+    assert len(calls) == n_iter.max() + (kind != "lbfgs") and all(c[0].shape == (2,) for c in calls)
+    assert n_iter[0] < n_iter[1], n_iter  # the first start stops first, and reports as it stands from then on
+    half = 0.5 if kind != "lbfgs" else 1.0
+    for i, loss, gnorm in calls[n_iter[0] - (kind == "lbfgs"):]:
+        np.testing.assert_allclose([i[0], loss[0], gnorm[0]], [n_iter[0], half * res.loss[0], half * res.grad_norm[0]],
+                                   rtol=1e-12)
+    np.testing.assert_allclose(calls[-1], [n_iter, half * np.asarray(res.loss), half * np.asarray(res.grad_norm)],
+                               rtol=1e-12)
+    shown = []
+    monkeypatch.undo()
+    with progress.listening(lambda *a: shown.append(a)):
+        progress.report("stage", np.asarray([4, 7]), np.asarray([3.0, 2.0]), np.asarray([0.1, 5.0]))
+        progress.report("stage", np.asarray([8]), np.asarray([np.nan]), np.asarray([np.nan]))
+    assert shown[0] == ("stage", 7, 2.0, 5.0) and shown[1][:2] == ("stage", 8) and math.isnan(shown[1][2])
+
+
 def test_batched_fits_equal_single_fits(sparc_fm):
     """vmap over weight vectors equals separate fits, one weight vector at a time."""
     model = get_model("power_law")

@@ -22,30 +22,44 @@ class _Reporter:
     def __init__(self, label: str, terminal: bool):
         self.label, self.terminal = label, terminal
         self.stage, self.shown, self.width = None, 0.0, 0
-        self.last: tuple[int, str] | None = None  # the stage's latest iteration and its line, until logged
+        self.last: tuple[int, str, float] | None = None  # the stage's latest iteration, its line and time, until logged
         self.started = 0  # the iteration the stage's first line showed
+        self.solves = 1  # the stage's solves so far (a lax.map of solves, as of a galaxy's starts, runs one by one)
         self.t0 = time.perf_counter()
 
-    def _end_of_stage(self, now: float) -> None:
-        if not self.terminal and self.last is not None and self.last[0] > self.started:
-            log.info(f"{self.last[1]}, stage done ({now - self.t0:.0f} s)")
+    def end_of_stage(self) -> None:
+        """The current stage has ended (:func:`jaxcoh.progress.finished`, the next stage's first report, or the end):
+        a log shows its last iteration, with that iteration's time, unless its first line showed it already."""
+        if self.terminal:
+            self._clear()  # what the host logs next starts on a line of its own
+        elif self.last is not None and self.last[0] > self.started:
+            log.info(f"{self.last[1]}, stage done ({self.last[2] - self.t0:.0f} s)")
         self.last = None
+
+    def _clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+            self.width = 0
 
     def relabel(self, label: str) -> None:
         """A new prefix for the lines to come (the next model of a comparison): the current stage has ended."""
-        self._end_of_stage(time.perf_counter())
+        self.end_of_stage()
         self.label, self.stage = label, None
 
     def __call__(self, stage: str, iteration: int, objective: float, grad_norm: float) -> None:
         now = time.perf_counter()
-        text = (f"{self.label}{stage}: iteration {iteration}, objective {objective:.6g}, gradient norm "
-                f"{grad_norm:.3g}" if math.isfinite(objective) else f"{self.label}{stage}: iteration {iteration}")
-        new_stage = stage != self.stage
+        new_stage = stage != self.stage or self.last is None  # (a stage the host said had ended starts again)
         if new_stage and self.stage is not None:
-            self._end_of_stage(now)
+            self.end_of_stage()
+        if new_stage:
+            self.solves = 1
+        elif iteration <= 1 < self.last[0]:  # the stage's next solve has begun
+            self.solves += 1
         self.stage = stage
-        if self.last is None or iteration >= self.last[0]:  # reports may arrive out of order
-            self.last = (iteration, text)
+        head = f"{self.label}{stage}{f', solve {self.solves}' if self.solves > 1 else ''}: iteration {iteration}"
+        text = f"{head}, objective {objective:.6g}, gradient norm {grad_norm:.3g}" if math.isfinite(objective) else head
+        self.last = (iteration, text, now)
         if self.terminal:
             if new_stage or now - self.shown >= REFRESH_S:
                 sys.stderr.write("\r" + text.ljust(self.width))
@@ -58,10 +72,7 @@ class _Reporter:
                 self.started = iteration
 
     def close(self) -> None:
-        self._end_of_stage(time.perf_counter())
-        if self.terminal and self.width:
-            sys.stderr.write("\r" + " " * self.width + "\r")
-            sys.stderr.flush()
+        self.end_of_stage()
 
 
 @contextlib.contextmanager

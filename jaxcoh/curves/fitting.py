@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from .. import progress
 from ..catalog import Catalog
 from ..config import precision_name
 from ..solvers import SolverOptions, SolverResult, Status, solve
@@ -239,11 +240,13 @@ def _first_finite(model, z0, res, data, opts, names) -> int:
     return int(np.argmin(loss))
 
 
-def _log_stage(model: CurveModel, what: str, best, t0: float) -> None:
+def _log_stage(model: CurveModel, text: str, t0: float, report: bool, best: SolverResult | None = None) -> None:
     """A log line per solver stage, from the host (no callback inside the compiled solver: see
-    :func:`jaxcoh.cli.common.per_iteration`)."""
-    log.info(f"{model.name}: {what}: {int(best.n_iter)} iterations, objective {float(best.loss):.6g} "
-             f"({time.perf_counter() - t0:.0f} s)")
+    :func:`jaxcoh.cli.common.per_iteration`); with per-iteration reports, their listeners close the stage first."""
+    if report:
+        progress.finished()
+    more = "" if best is None else f": {int(best.n_iter)} iterations, objective {float(best.loss):.6g}"
+    log.info(f"{model.name}: {text}{more} ({time.perf_counter() - t0:.0f} s)")
 
 
 def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSettings()) -> CurveFit:
@@ -286,19 +289,18 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         res = solve_joint(model, opts, solver, options, z0, data)
         best = jax.tree_util.tree_map(lambda a: a[_first_finite(model, z0, res, data, opts, cat.names)], res)
         n_iter, z = int(best.n_iter), best.z
-        _log_stage(model, f"{solver} from {settings.n_starts} start(s)", best, t0)
+        _log_stage(model, f"{solver} from {settings.n_starts} start(s)", t0, settings.report, best)
     if galaxy_starts:
         lm = (settings.start_options if settings.start_options is not None
               else options[solver.split("+").index("block_lm")])
         lm = lm._replace(report="galaxy starts" if settings.report else "")
         z, galaxy_info = best_start_per_galaxy(model, opts, lm, z, data, n_galaxy_starts, settings.seed,
                                                settings.start_precision)
-        log.info(f"{model.name}: {n_galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies "
-                 f"improved by their other starts, {galaxy_info.n_multimodal} with starts that disagreed "
-                 f"({time.perf_counter() - t0:.0f} s)")
+        _log_stage(model, f"{n_galaxy_starts} starts per galaxy: {galaxy_info.n_improved} galaxies improved by "
+                   f"their other starts, {galaxy_info.n_multimodal} with starts that disagreed", t0, settings.report)
         n_lanes = polish_lanes(z0, cat)
         lanes, polished, best = polish(model, opts, solver, options, z, data, n_lanes)
-        _log_stage(model, f"{solver} polish", best, t0)
+        _log_stage(model, f"{solver} polish", t0, settings.report, best)
         if settings.polish_off_bounds and not len(model.shared):
             best = polish_off_bounds(model, opts, solver, options, z, data, best, n_lanes)
         if res is None:
@@ -314,8 +316,10 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
         lm = options[stages.index("block_lm")] if "block_lm" in stages else DEFAULT_SOLVER_OPTIONS["block_lm"]
         z, laplace = laplace_profile(model, opts, lm, best.z, data)
         best = best._replace(z=z, loss=jax.jit(objective, static_argnums=(1, 3))(z, model, data, opts))
-        log.info(f"{model.name}: Laplace marginal after {laplace.iterations} Newton steps, shared parameters moved "
-                 + format_shift(laplace.shift_in_stderr) + " standard errors")
+        _log_stage(model, f"Laplace marginal after {laplace.iterations} Newton steps, shared parameters moved "
+                   + format_shift(laplace.shift_in_stderr) + " standard errors", t0, settings.report)
+    if settings.report:  # every solve has returned (polish_off_bounds logs nothing of its own)
+        progress.finished()
     convergence, n_params = assess(model, best.z, data, opts, float(best.change),
                                    shared_step=None if laplace is None else laplace.step_in_stderr)
     status = Status(int(best.status))

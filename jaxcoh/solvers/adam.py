@@ -29,26 +29,27 @@ def adam(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
     vg = jax.value_and_grad(lambda z: loss_fn(z, args))
 
     def body(carry):
-        z, state, best_z, best_loss, i, _ = carry
+        z, state, best_z, best_loss, i0, shown, status0 = carry
         loss, grad = vg(z)
         better = jnp.isfinite(loss) & (loss < best_loss)
         best_z = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), z, best_z)
         best_loss = jnp.where(better, loss, best_loss)
         updates, state = opt.update(grad, state, z)
         z = optax.apply_updates(z, updates)
-        i = i + 1
+        i = i0 + 1
         gnorm = otu.tree_norm(grad)
-        report_iteration(options, i, loss, gnorm)
+        report_iteration(options, status0 == RUNNING, (i, loss, gnorm), (i0, *shown))
         status = jnp.select(
             [~jnp.isfinite(loss), gnorm <= options.gtol * (1 + jnp.abs(loss)), i >= options.max_iter],
             [Status.NONFINITE, Status.CONVERGED, Status.MAX_ITER],
             RUNNING,
         ).astype(jnp.int32)
-        return z, state, best_z, best_loss, i, status
+        shown = (loss.astype(shown[0].dtype), gnorm.astype(shown[1].dtype))  # the carry's types, for the loop
+        return z, state, best_z, best_loss, i, shown, status
 
-    init = (z0, opt.init(z0), z0, jnp.asarray(jnp.inf, jnp.result_type(*jax.tree_util.tree_leaves(z0))),
-            jnp.asarray(0, jnp.int32), jnp.asarray(RUNNING, jnp.int32))
-    z, _, best_z, best_loss, i, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+    inf = jnp.asarray(jnp.inf, jnp.result_type(*jax.tree_util.tree_leaves(z0)))
+    init = (z0, opt.init(z0), z0, inf, jnp.asarray(0, jnp.int32), (inf, inf), jnp.asarray(RUNNING, jnp.int32))
+    z, _, best_z, best_loss, i, _, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
     loss, grad = vg(best_z)
     # A non-finite loss after a finite best is a divergence Adam recovered from: report the best iterate.
     status = jnp.where((status == Status.NONFINITE) & jnp.isfinite(best_loss), Status.MAX_ITER, status)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.custom_batching import custom_vmap
 
 from .. import progress
 
@@ -142,10 +143,32 @@ def jit_with_options(*, static_argnames: tuple[str, ...], options_argnames: tupl
     return decorate
 
 
-def report_iteration(options: SolverOptions, i: Array, loss: Array, grad_norm: Array) -> None:
-    """Inside a solver loop: hands the iteration's figures to :func:`jaxcoh.progress.report` when asked to."""
+def report_iteration(options: SolverOptions, running: Array, now: tuple[Array, Array, Array],
+                     before: tuple[Array, Array, Array]) -> None:
+    """Inside a solver loop's body: hands ``now = (iteration, objective, gradient norm)`` to
+    :func:`jaxcoh.progress.report` when asked to. Under ``vmap`` the body also runs for lanes that have stopped
+    (``running`` false at the iteration's start) and their result is discarded: those report ``before``, their
+    figures at the iteration's start, which are their final ones."""
     if options.report:
-        jax.debug.callback(functools.partial(progress.report, options.report), i, loss, grad_norm)
+        _lanes_report(options.report)(*(jnp.where(running, a, b) for a, b in zip(now, before, strict=True)))
+
+
+def _lanes_report(stage: str) -> Callable[[Array, Array, Array], Array]:
+    """:func:`jaxcoh.progress.report` for ``stage`` as one host callback per iteration, under ``vmap`` too, with the
+    lanes' figures as arrays. (``jax.debug.callback`` alone unrolls a vmapped callback into one call per lane, which
+    the host cannot tell apart: the progress line mixed the lanes.)"""
+
+    @custom_vmap
+    def lanes(i, loss, grad_norm):
+        jax.debug.callback(functools.partial(progress.report, stage), i, loss, grad_norm)
+        return i
+
+    @lanes.def_vmap
+    def _batched(axis_size, in_batched, *args):
+        args = [a if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a))) for a, b in zip(args, in_batched)]
+        return lanes(*args), True
+
+    return lanes
 
 
 def finite_or_inf(x: Array) -> Array:

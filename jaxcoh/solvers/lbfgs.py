@@ -33,15 +33,15 @@ def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
     # them through a lax.cond whose other branch evaluates the gradient: compiled into the loop, and run at every
     # iteration under vmap, where a cond becomes a select.)
     def body(carry):
-        z, state, loss_prev, i, history, _ = carry
+        z, state, loss_prev, i0, history, status0 = carry
         value, grad = otu.tree_get(state, "value"), otu.tree_get(state, "grad")
         updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=fun)
         z = optax.apply_updates(z, updates)
         loss = otu.tree_get(state, "value")
         gnorm = otu.tree_norm(otu.tree_get(state, "grad"))
         rel = jnp.abs(loss_prev - loss) / jnp.maximum(jnp.abs(loss), 1.0)
-        i = i + 1
-        report_iteration(options, i, loss, gnorm)
+        i = i0 + 1
+        report_iteration(options, status0 == RUNNING, (i, loss, gnorm), (i0, value, otu.tree_norm(grad)))
         status = jnp.select(
             [~jnp.isfinite(loss), (gnorm <= options.gtol * (1 + jnp.abs(loss))) | (rel <= options.ftol),
              i >= options.max_iter],

@@ -81,8 +81,9 @@ def _lm_loop(linearize: Callable[[Any], tuple[Any, Array, Array]], damped_step: 
         i = s.i + 1
         # reported as half the sum of squares and its gradient: the objective of least-squares fits written as
         # residuals, as the other solvers report it (iteration 0: the start)
-        report_iteration(options, i, 0.5 * jnp.where(accept | first, loss_new, s.loss),
-                         0.5 * jnp.where(accept | first, grad_new, s.grad_norm))
+        report_iteration(options, s.status == RUNNING, (i, 0.5 * jnp.where(accept | first, loss_new, s.loss),
+                                                        0.5 * jnp.where(accept | first, grad_new, s.grad_norm)),
+                         (s.i, 0.5 * s.loss, 0.5 * s.grad_norm))
         status = jnp.select(
             [converged, lam >= LAMBDA_MAX, i >= options.max_iter],
             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER],
@@ -142,8 +143,8 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
         return jnp.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
 
     def body(c):
-        L, neq, gn, loss, lam, by_tol, settled, i, history, _ = c
-        first = i < 0  # the pass that linearises L0 itself, as in _lm_loop
+        L, neq, gn, loss, lam, by_tol, settled, i0, history, status0 = c
+        first = i0 < 0  # the pass that linearises L0 itself, as in _lm_loop
         L_new = L + jnp.where(first, 0.0, damped_step(neq, lam))
         neq_new, gn_new, loss_new = linearize(L_new)
         finite = rows_finite(L_new) & jnp.isfinite(loss_new) & jnp.all(jnp.stack(
@@ -153,9 +154,11 @@ def _separable_lm_loop(linearize: Callable[[Array], tuple[Any, Array, Array]],
         by_tol = by_tol | (accept & (rel <= options.ftol)) | (gn <= options.gtol * (1 + loss))
         lam = jnp.where(accept, jnp.maximum(lam / 3, LAMBDA_MIN), jnp.where(settled, lam, lam * 10))
         settled = by_tol | (lam >= LAMBDA_MAX)
-        i = i + 1
-        report_iteration(options, i, 0.5 * jnp.sum(jnp.where(accept | first, loss_new, loss)),
-                         0.5 * jnp.sqrt(jnp.sum(jnp.where(accept | first, gn_new, gn) ** 2)))  # as _lm_loop
+        i = i0 + 1
+        report_iteration(options, status0 == RUNNING,  # as _lm_loop
+                         (i, 0.5 * jnp.sum(jnp.where(accept | first, loss_new, loss)),
+                          0.5 * jnp.sqrt(jnp.sum(jnp.where(accept | first, gn_new, gn) ** 2))),
+                         (i0, 0.5 * jnp.sum(loss), 0.5 * jnp.sqrt(jnp.sum(gn**2))))
         status = jnp.select([jnp.all(settled) & jnp.any(by_tol), jnp.all(settled), i >= options.max_iter],
                             [Status.CONVERGED, Status.STALLED, Status.MAX_ITER], RUNNING).astype(jnp.int32)
 
