@@ -4,7 +4,7 @@ A solver whose :class:`~jaxcoh.solvers.SolverOptions` has ``report=True`` calls 
 through ``jax.debug.callback`` (unordered: it never blocks the computation it reports on), with the stage name, the
 iteration, the objective and the gradient norm (arrays over the lanes of a vmapped solve). Nothing is printed here:
 listeners (the command line's progress line, a test) are registered with :func:`listening` and throttle themselves;
-the host calls :func:`finished` when the reported solves have returned.
+the host calls :func:`started` when a fit begins and :func:`finished` when the reported solves have returned.
 Without a listener a report costs one host call per iteration, which is why reporting is off by default.
 """
 
@@ -35,15 +35,24 @@ def report(stage: str, iteration, loss, grad_norm) -> None:
             listener(stage, int(np.max(iteration)), *shown)
 
 
+def started() -> None:
+    """Called on the host when a fit whose solves report begins: a listener with a ``restart_clock`` method times its
+    lines from then on, as the fit times its own log lines."""
+    _tell("restart_clock")
+
+
 def finished() -> None:
     """Called on the host when the solves reported on so far have returned: a listener with an ``end_of_stage``
     method closes its current stage then (a log shows the stage's last iteration before what the host logs next;
     from the reports alone a stage's end is only seen when the next stage reports)."""
+    _tell("end_of_stage")
+
+
+def _tell(method: str) -> None:
     with _lock:
         for listener in list(_listeners):
-            end = getattr(listener, "end_of_stage", None)
-            if end is not None:
-                end()
+            if hasattr(listener, method):
+                getattr(listener, method)()
 
 
 @contextlib.contextmanager

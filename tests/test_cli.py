@@ -170,6 +170,9 @@ def test_progress_in_a_log_with_verbose_has_a_line_per_stage_start_and_end(caplo
 
     r = _Reporter("[0/2 models] ", terminal=False)
     with caplog.at_level("INFO", logger="jaxcoh"), progress.listening(r):
+        t0 = r.t0
+        progress.started()  # a fit begins: the lines are timed as its own
+        assert r.t0 > t0
         for i in range(1, 6):
             r("lbfgs", i, 100.0 / i, 1.0 / i)
         progress.finished()  # the host has the stage's result: its last line comes before what the host logs

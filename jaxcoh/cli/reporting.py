@@ -42,6 +42,10 @@ class _Reporter:
             sys.stderr.flush()
             self.width = 0
 
+    def restart_clock(self) -> None:
+        """Times the lines from now (:func:`jaxcoh.progress.started`: a fit has begun, and times its own lines so)."""
+        self.t0 = time.perf_counter()
+
     def relabel(self, label: str) -> None:
         """A new prefix for the lines to come (the next model of a comparison): the current stage has ended."""
         self.end_of_stage()

@@ -63,7 +63,8 @@ def format_summary(summary, info: dict) -> str:
                  + ", ".join(f"{x:.3g}" for x in info["step_size"]))
     lines.append(f"  wall time {w['total']:.1f} s (MAP fit {w.get('map_fit', 0):.1f} s, warm-up {w.get('warmup', 0):.1f} s, "
                  f"draws {w['sampling']:.1f} s; compiling {w['compile']:.1f} s of it)"
-                 + (f"; {info['chunks_resumed']} chunks resumed" if info["chunks_resumed"] else ""))
+                 + (f"; {info['chunks_resumed']} chunk{'s' * (info['chunks_resumed'] != 1)} resumed"
+                    if info["chunks_resumed"] else ""))
     return "\n".join(lines)
 
 

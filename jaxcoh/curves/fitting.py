@@ -208,7 +208,6 @@ def choose_solver(model: CurveModel, data: CurveData, opts: Likelihood) -> str:
     return "block_lm" if g > LBFGS_STAGE_MAX_GALAXIES else "lbfgs+block_lm"
 
 
-
 def stage_options(solver: str, solver_options: tuple[SolverOptions, ...] | None, report: bool = False
                   ) -> tuple[SolverOptions, ...]:
     """One :class:`SolverOptions` per stage of the chain ``solver`` (the defaults where none are given; an L-BFGS
@@ -269,6 +268,8 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     model = likelihood_model(get_model(model), opts)
     marginal = choose_marginal(settings.marginal, int(np.sum(np.asarray(cat.galaxy_mask))))
     t0 = time.perf_counter()
+    if settings.report:  # the progress lines timed as this fit's own
+        progress.started()
     data = prepare(curve_data(cat, opts.recipe), opts)
     solver = choose_solver(model, data, opts) if settings.solver == "auto" else settings.solver
     if "block_lm" in solver.split("+"):

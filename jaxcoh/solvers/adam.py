@@ -13,7 +13,6 @@ import optax.tree_utils as otu
 from .common import RUNNING, SolverOptions, SolverResult, Status, finite_or_inf, report_iteration
 
 
-
 def adam(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
          options: SolverOptions = SolverOptions()) -> SolverResult:
     """Minimises ``loss_fn(z, args)`` with Adam; returns the best iterate seen (Adam's loss is not monotone).

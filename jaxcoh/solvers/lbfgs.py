@@ -14,7 +14,6 @@ from .common import (RUNNING, SolverOptions, SolverResult, Status, finite_or_inf
                      relative_change, report_iteration)
 
 
-
 def lbfgs(loss_fn: Callable[[Any, Any], jax.Array], z0: Any, args: Any,
           options: SolverOptions = SolverOptions()) -> SolverResult:
     """Minimises ``loss_fn(z, args)`` with ``optax.lbfgs``.
