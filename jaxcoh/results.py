@@ -16,7 +16,7 @@ import platform
 import stat
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +120,38 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
     path = Path(path)
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+class ResultFormatError(ValueError):
+    """A result file is present but not in the shape its command writes; the message names the file and what is
+    wrong."""
+
+
+def read_result_json(path: Path) -> dict:
+    """A command's JSON summary; :class:`ResultFormatError` (naming the file) when it is not a JSON object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultFormatError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ResultFormatError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def read_result_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A command's table with at least ``columns``; :class:`ResultFormatError` (naming the file and what is missing)
+    otherwise."""
+    import pandas as pd
+
+    try:
+        df = read_table(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise ResultFormatError(f"{path}: cannot be read as a table: {e}") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultFormatError(f"{path}: missing column(s) {', '.join(missing)} "
+                                f"(found: {', '.join(map(str, df.columns))})")
+    return df
 
 
 def sha256_files(paths) -> str:

@@ -154,6 +154,11 @@ def test_compare_on_mock_and_rerun_from_config(tmp_path, capsys, monkeypatch):
         per_galaxy.columns)
     curves = pd.read_csv(out / "curves.csv")
     assert {"R_kpc", "V_obs", "V_model", "g_bar", "g_obs"} <= set(curves.columns)
+    assert main(["table", str(out), "--quiet", "--format", "txt"]) == 0  # the comparison as a table for a paper
+    table = pd.read_fwf(out / "tables" / "models.txt", dtype=str).set_index("Model")
+    assert table.loc["rar", "chi2"] == f"{summary['models']['rar']['chi2']:.1f}" and table.loc["rar", "dof"] == str(
+        summary["models"]["rar"]["dof"])
+    assert not (out / "tables" / "models.tex").exists()
     assert main(["compare", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
     again = json.loads((tmp_path / "again" / "compare.json").read_text())
     assert again["models"]["rar"]["params"] == summary["models"]["rar"]["params"]

@@ -7,13 +7,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from . import bench, compare, fit, halos, info, plot, reproduce, sample, sweep
+from . import bench, compare, fit, halos, info, plot, reproduce, sample, sweep, table
 from .common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, log,
                      setup_logging)
 from .options import ConfigError, add_options, resolve
 from .rundir import check_out_dir
 
-COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, halos, sample, sweep, plot, info, bench)}
+COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, halos, sample, sweep, plot, table, info,
+                                                       bench)}
 
 EPILOG = textwrap.dedent("""\
     exit codes: 0 done; 2 bad flag or config (nothing computed); 3 input data missing or malformed;

@@ -7,7 +7,7 @@ from pathlib import Path
 from .command import Command
 from .common import EXIT_DATA, EXIT_USAGE, VERBOSITY_OPTIONS, log
 from .options import ConfigError, Option
-from .rundir import check_out_dir
+from .rundir import check_out_dir, write_derived_provenance
 
 OPTIONS = (
     Option("out", None, "directory for the figures (default: RESULT_DIR/plots)", type="path", metavar="DIR"),
@@ -47,24 +47,6 @@ def validate(values: dict) -> None:
         raise ConfigError(str(e)) from None
 
 
-def write_provenance(out: Path, result_dir: Path, values: dict) -> None:
-    """``out/provenance.json``: versions and the result files the figures were drawn from (with their sha256)."""
-    import json
-
-    from ..results import atomic_write_json, provenance, sha256_files
-
-    sources = sorted(p for p in result_dir.iterdir() if p.is_file())
-    made_by = result_dir / "provenance.json"
-    dtype = json.loads(made_by.read_text()).get("dtype", "unknown") if made_by.is_file() else "unknown"
-    flags = [f"--out {out}", f"--format {','.join(values['format'])}", f"--dpi {values['dpi']}"]
-    if values["galaxies"]:
-        flags.append(f"--galaxies {','.join(values['galaxies'])}")
-    atomic_write_json(out / "provenance.json", provenance(
-        dtype=dtype, data={"kind": "results", "path": str(result_dir), "files": [p.name for p in sources],
-                           "sha256": sha256_files(sources)},
-        command=f"jaxcoh plot {result_dir} {' '.join(flags)}"))
-
-
 def run(values: dict) -> int:
     from ..plots import ResultFormatError, UnknownGalaxies, plot_result_dir
 
@@ -79,7 +61,10 @@ def run(values: dict) -> int:
         log.error(f"jaxcoh plot: 'galaxies': {e}")
         return EXIT_USAGE
     out = Path(values["out"]) if values["out"] else result_dir / "plots"
-    write_provenance(out, result_dir, values)
+    flags = [f"--out {out}", f"--format {','.join(values['format'])}", f"--dpi {values['dpi']}"]
+    if values["galaxies"]:
+        flags.append(f"--galaxies {','.join(values['galaxies'])}")
+    write_derived_provenance(out, result_dir, f"jaxcoh plot {result_dir} {' '.join(flags)}")
     if not values["quiet"]:
         n = sum(len(v) for v in written.values())
         made = ", ".join(f"{k} ({', '.join(p.suffix[1:] for p in v)})" for k, v in written.items())

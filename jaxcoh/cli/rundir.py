@@ -60,3 +60,18 @@ def write_run(out: str | Path, command: str, options: Sequence[Option], values: 
                       provenance(dtype=dtype, data={**data, "skipped_galaxies": skipped},
                                  command=f"jaxcoh {command} --config {out / 'config.toml'}"))
     return out
+
+
+def write_derived_provenance(out: Path, result_dir: Path, command: str) -> None:
+    """``out/provenance.json`` of files made from a result directory (figures, tables): versions, the command, and
+    the result files they were made from, with their sha256."""
+    import json
+
+    from ..results import sha256_files
+
+    sources = sorted(p for p in result_dir.iterdir() if p.is_file())
+    made_by = result_dir / "provenance.json"
+    dtype = json.loads(made_by.read_text()).get("dtype", "unknown") if made_by.is_file() else "unknown"
+    atomic_write_json(out / "provenance.json", provenance(
+        dtype=dtype, data={"kind": "results", "path": str(result_dir), "files": [p.name for p in sources],
+                           "sha256": sha256_files(sources)}, command=command))

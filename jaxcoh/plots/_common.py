@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..results import atomic_write_bytes
+from ..results import ResultFormatError, atomic_write_bytes  # noqa: F401 (re-exported)
 
 INSTALL_HINT = 'pip install "jaxcoh[plots]"'
 FORMATS = ("png", "pdf", "svg")
@@ -35,9 +35,6 @@ class PlotsUnavailable(ImportError):
     """matplotlib (the ``plots`` extra) is not installed."""
 
 
-class ResultFormatError(ValueError):
-    """A result file is present but not in the shape its command writes; the message names the file and what is
-    wrong."""
 
 
 def require_matplotlib():

@@ -21,15 +21,13 @@ The files read, as the commands write them (extra columns and keys are ignored):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from ._common import DEFAULT_DPI, ResultFormatError, require_matplotlib, save_figure
+from ..results import ResultFormatError, read_result_json, read_result_table
+from ._common import DEFAULT_DPI, require_matplotlib, save_figure
 from ._curves import CURVE_COLUMNS, plot_rar, plot_residuals, plot_rotation_curves, select_galaxies
 from ._fmissing import PREDICTION_COLUMNS, plot_f_missing
 from ._halos import HALO_COLUMNS, HALO_CURVE_COLUMNS, plot_halo_chi2, plot_halo_curves, plot_halo_wins
@@ -51,28 +49,6 @@ LOOKED_FOR = ("predictions.csv (with reproduce.json) from jaxcoh reproduce; curv
               "halo_curves.csv from jaxcoh halos; posterior.nc and posterior_curves.csv from jaxcoh sample")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultFormatError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise ResultFormatError(f"{path}: expected a JSON object, found {type(obj).__name__}")
-    return obj
-
-
-def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as e:
-        raise ResultFormatError(f"{path}: cannot be read as a table: {e}") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ResultFormatError(f"{path}: missing column(s) {', '.join(missing)} "
-                                f"(found: {', '.join(map(str, df.columns))})")
-    return df
-
-
 class _Plan:
     """What a result directory holds: the inputs of each plot that can be made, the reason for each that cannot."""
 
@@ -89,7 +65,7 @@ class _Plan:
 
     def _reproduce(self) -> None:
         pred, rep = self.dir / "predictions.csv", self.dir / "reproduce.json"
-        reproduce = _read_json(rep) if rep.is_file() else None
+        reproduce = read_result_json(rep) if rep.is_file() else None
         if reproduce is not None and not isinstance(reproduce.get("models", {}), Mapping):
             raise ResultFormatError(f"{rep}: 'models' must be an object of per-model results")
         if not pred.is_file():
@@ -97,7 +73,7 @@ class _Plan:
                                          "beside it, is not" if reproduce is not None
                                          else "predictions.csv not found (written by jaxcoh reproduce)")
             return
-        table = _read_table(pred, PREDICTION_COLUMNS)
+        table = read_result_table(pred, PREDICTION_COLUMNS)
         if table.empty:
             self.skipped["f_missing"] = f"{pred} has no rows"
             return
@@ -109,7 +85,7 @@ class _Plan:
         if not path.is_file():
             self.skipped.update(dict.fromkeys(names, "curves.csv not found (written by jaxcoh compare and jaxcoh fit)"))
             return
-        table = _read_table(path, CURVE_COLUMNS)
+        table = read_result_table(path, CURVE_COLUMNS)
         if table.empty:
             self.skipped.update(dict.fromkeys(names, f"{path} has no rows"))
             return
@@ -122,7 +98,7 @@ class _Plan:
         if not path.is_file():
             self.skipped.update(dict.fromkeys(names, "sweep.json not found (written by jaxcoh sweep)"))
             return
-        summary = _read_json(path)
+        summary = read_result_json(path)
         kind = summary.get("kind")
         if kind not in SWEEP_PLOT:
             raise ResultFormatError(f"{path}: 'kind' must be one of {', '.join(SWEEP_PLOT)}, found {kind!r}")
@@ -141,7 +117,7 @@ class _Plan:
         params, axes = list(summary.get("params", [])), list(summary.get("axes", []))
         required = [*SWEEP_COLUMNS, *params, *(axes if kind == "grid" else [])]
         try:
-            table = _read_table(table_path, required)
+            table = read_result_table(table_path, required)
         except ImportError:
             self.skipped[target] = f"reading {table_path.name} needs pyarrow: pip install \"jaxcoh[parquet]\""
             return
@@ -174,14 +150,14 @@ class _Plan:
         present = self._present(HALO_FILES, "jaxcoh halos")
         if "halos.json" in present:
             path = self.dir / "halos.json"
-            summary = _read_json(path)
+            summary = read_result_json(path)
             if not isinstance(summary.get("models"), Mapping) or not summary["models"]:
                 raise ResultFormatError(f"{path}: 'models' must be an object of per-model results")
             self.inputs["halo_wins"] = {"summary": summary}
         for name, columns, key in (("halo_chi2", HALO_COLUMNS, "table"), ("halo_curves", HALO_CURVE_COLUMNS, "curves")):
             path = self.dir / HALO_FILES[name]
             if path.name in present:
-                table = _read_table(path, columns)
+                table = read_result_table(path, columns)
                 if table.empty:
                     self.skipped[name] = f"{path} has no rows"
                 else:
@@ -200,7 +176,7 @@ class _Plan:
                 else:
                     self.skipped[name] = "posterior.nc holds no shared parameter"
         if "posterior_curves.csv" in present:
-            table = _read_table(self.dir / "posterior_curves.csv", POSTERIOR_CURVE_COLUMNS)
+            table = read_result_table(self.dir / "posterior_curves.csv", POSTERIOR_CURVE_COLUMNS)
             if table.empty:
                 self.skipped["posterior_curves"] = f"{self.dir / 'posterior_curves.csv'} has no rows"
             else:
