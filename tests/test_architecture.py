@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
              "curves.errors", "curves.result", "curves.tables", "curves.convergence", "curves.laplace")),
     ("sweeps and sampling", ("fmissing.sweeps", "curves.comparison", "curves.halo_catalog", "curves.posterior",
                              "curves.calibration", "curves.sampling", "sampling.*")),
-    ("command line, plots, benchmarks", ("cli.*", "plots.*", "bench.*")),
+    ("command line, plots, tables, benchmarks", ("cli.*", "plots.*", "tables.*", "bench.*")),
 ]
 
 
