@@ -285,6 +285,14 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, spar
     assert m["Burkert-Flat"]["median_chi2_nu"] < m["NFW-Flat"]["median_chi2_nu"]
     assert m["NFW-Flat"]["n_galaxies_converged"] == int((table[table.model == "NFW-Flat"].status == "CONVERGED").sum())
     assert set(SUMMARY_FIELDS) <= set(m["NFW-Flat"])  # what benchmark B6 reads (a renamed field broke it once)
+    assert main(["table", str(out), "--quiet", "--format", "txt"]) == 0  # the catalogue's summary for a paper
+    from jaxcoh.tables import result_tables
+
+    assert (out / "tables" / "halos.txt").read_text() == result_tables(out, latex=False)["halos"].to_string(
+        index=False) + "\n"
+    rows = result_tables(out, latex=False)["halos"].set_index("Model")
+    assert rows.loc["NFW-Flat", "median chi2/nu"] == f"{m['NFW-Flat']['median_chi2_nu']:.3f}"
+    assert rows.loc["Burkert-Flat", "BIC wins"] == str(m["Burkert-Flat"]["wins_by_bic"])
     # The Python API on the same catalog and settings returns the command's rows and summary (its programs are
     # the ones compiled above: no compilation of its own).
     api, api_summary = curves.halo_catalog(sparc_catalog, ["nfw_flat", "burkert_flat"],

@@ -84,6 +84,11 @@ def test_files_and_their_schema(run):
     q = curves[[c for c in curves.columns if c.startswith("V_model_q")]].to_numpy()
     assert np.all(np.diff(q, axis=1) >= 0)  # quantiles in order
     assert 'intrinsic_scatter = true' in (out / "config.toml").read_text()
+    from jaxcoh.tables import posterior_table
+
+    table = posterior_table(summary, latex=False)  # the summary as a table for a paper (jaxcoh table)
+    assert table["Parameter"].tolist() == ["g_dagger [m s-2]", "sigma_int [dex]"]
+    assert table["R-hat"].tolist() == [f"{r:.3f}" for r in summary["r_hat"]]
 
 
 def test_netcdf_round_trip_in_natural_units(run):
