@@ -3,12 +3,15 @@ every model with and without nuisance and cuts, and no hang at 10^4 galaxies."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -17,7 +20,10 @@ import jaxcoh
 from jaxcoh import curves
 from jaxcoh.curves import CurveModel, CurveSettings, Likelihood
 from jaxcoh.curves.baselines import rar_speed2
-from jaxcoh.curves.convergence import STATIONARITY_TOL
+from jaxcoh.curves.convergence import STATIONARITY_TOL, assess
+from jaxcoh.curves.likelihood import curve_data
+from jaxcoh.curves.models import KinkSides
+from jaxcoh.curves.nuisance import UPSILON_BULGE, UPSILON_DISK
 from jaxcoh.parameters import Parameter, ParameterSpec
 from jaxcoh.solvers import SolverOptions
 
@@ -287,3 +293,44 @@ def test_a_parameter_trapped_at_its_bound_is_polished_off_it(tiny_mock):
     freed = curves.fit(model, cat, settings._replace(polish_off_bounds=True))
     assert freed.status == "CONVERGED" and freed.objective < 0.1 * trapped.objective
     np.testing.assert_allclose(freed.local["a"][live], 0.3, atol=0.1)
+
+
+def _tent_model() -> CurveModel:
+    """``V^2 = V_bar^2 (1 + k(a))`` with ``k`` a tent peaking at ``a = 1`` (a kink; ``X = a``), with its kink hook."""
+    spec = ParameterSpec([Parameter("a", 0.5, 0.0, 3.0, per_galaxy=True)])
+    a_of = lambda z: spec[0].to_value(z["local"]["a"])  # noqa: E731
+
+    def kinks(z, cat, opts):
+        a = np.asarray(a_of(z), float)
+        at = np.abs(a - 1.0) <= 1e-9
+        side = lambda x: {**z, "local": {"a": spec[0].to_unconstrained(jnp.full(a.shape, x))}}  # noqa: E731
+        normal = jax.grad(lambda zz: jnp.sum(a_of(zz)))(z)
+        return KinkSides(at, side(1.0 - 1e-7), side(1.0 + 1e-7), normal)
+
+    def speed2(shared, local, x):
+        a = local["a"][:, None]
+        return x.V_bar2 * (1.0 + jnp.where(a <= 1.0, a, 2.0 - a))
+
+    return CurveModel("tent", ParameterSpec([]), spec, speed2, kinks=kinks)
+
+
+@pytest.mark.parametrize("k_data, converged", [(1.5, True), (0.5, False)])
+def test_a_minimum_on_a_kink_is_converged_and_a_ridge_is_not(tiny_mock, k_data, converged):
+    """At a kink the gradient jumps and need not vanish at a minimum: the one-sided test (Clarke's subgradient holds 0
+    and the objective rises on both sides) passes the tent's peak where the data lie above it (k = 1.5: the best fit
+    is the peak) and fails it where they lie below (k = 0.5: the peak is a ridge between two minima). Without the
+    kink hook the plain test fails both."""
+    m = tiny_mock
+    v_bar2 = m.V_gas**2 + UPSILON_DISK * m.V_disk**2 + UPSILON_BULGE * m.V_bul**2  # (the table's Upsilon: no nuisance)
+    V_obs = jnp.where(m.mask, jnp.sqrt(v_bar2 * (1.0 + k_data)), 1.0)
+    cat = dataclasses.replace(m, V_gas=jnp.abs(m.V_gas), V_obs=V_obs)
+    opts = Likelihood(nuisance=False)
+    data = curve_data(cat, opts.recipe)
+    model = _tent_model()
+    z = {"shared": {}, "local": {"a": model.local[0].to_unconstrained(jnp.ones(cat.n_galaxies))}}
+    conv, _ = assess(model, z, data, opts, relative_change=0.0)
+    assert conv.converged == converged and bool(np.all(conv.galaxy_stationary())) == converged
+    plain, _ = assess(dataclasses.replace(model, kinks=None), z, data, opts, relative_change=0.0)
+    assert not plain.converged and plain.max_step_in_stderr > 10 * STATIONARITY_TOL
+    if converged:
+        assert conv.max_step_in_stderr <= 1e-3

@@ -441,3 +441,31 @@ def test_dc14_x_held_at_the_edges_of_its_range_is_reported_at_bound():
                                                                         "C200": np.array([10.0, 10.0, 1.0])})
     got = _at_bound(fitted, spec, {"X": np.array([True, True, False]), "none": None})
     assert list(got) == ["V200+X", "X", "C200"]
+
+
+def test_dc14_kink_sides_straddle_the_edge_of_x(mock):
+    """DC14's kink hook: a galaxy whose X = log10(M_star/M200) sits on an edge of [-4.1, -1.3] is on the kink; its
+    two sides move V200 alone so that X is just below and just above the edge; the normal is grad X (falling with
+    V200); the stack marks DC14's rows only; galaxies off the edges are not on it."""
+    from jaxcoh.curves.inputs import stellar_mass
+    from jaxcoh.curves.likelihood import Likelihood
+    from jaxcoh.halo_profiles import DC14_X_RANGE, dc14_x, m200
+
+    cat = mock[0]
+    M_star = np.asarray(stellar_mass(cat, 0.5, 0.7))
+    X = np.asarray([DC14_X_RANGE[0], -2.5, DC14_X_RANGE[1]])  # galaxy 1 off the edges
+    V200 = 100.0 * (M_star / 10.0**X / float(m200(jnp.asarray(100.0)))) ** (1 / 3)
+    model = H.HALO_MODELS["dc14_flat"]
+    z = {"shared": {}, "local": model.local.to_unconstrained(
+        {"V200": jnp.asarray(V200), "C200": jnp.full(3, 10.0)})}
+    sides = model.kinks(z, cat, Likelihood(nuisance=False))
+    np.testing.assert_array_equal(sides.at, [True, False, True])
+    x_of = lambda zz: np.asarray(dc14_x(jnp.asarray(M_star), m200(model.local.to_values(zz["local"])["V200"])))  # noqa: E731
+    np.testing.assert_allclose(x_of(sides.minus) - X, [-1e-7, 0.0, -1e-7], atol=1e-11)
+    np.testing.assert_allclose(x_of(sides.plus) - X, [1e-7, 0.0, 1e-7], atol=1e-11)
+    assert np.all(np.asarray(sides.normal["local"]["V200"])[[0, 2]] < 0)
+    stack = H.make_halo_stack(["nfw_flat", "dc14_flat"], np.asarray(cat.mask))
+    two = stack_catalog(cat, 2)
+    zz = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a]), z)
+    np.testing.assert_array_equal(stack.kinks(zz, two, Likelihood(nuisance=False)).at,
+                                  [False, False, False, True, False, True])

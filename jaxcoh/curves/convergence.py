@@ -11,6 +11,9 @@ A fit is converged when it is stationary and no longer moving:
 - the objective's relative change over the solver's last iterations (:data:`jaxcoh.solvers.common.CHANGE_WINDOW`) is
   below ``CHANGE_TOL``.
 
+Where a model declares kinks of its objective (``CurveModel.kinks``: DC14's shape, clipped at the edges of its range),
+a galaxy sitting on one is judged by the one-sided test of :func:`kink_steps` instead.
+
 Both figures are reported. A parameter "touches the data" when changing it changes some point's residual (a galaxy
 without a bulge does not see its Upsilon_bul, which only its prior holds).
 """
@@ -33,6 +36,7 @@ from .models import CurveModel
 STATIONARITY_TOL = 1e-2  # the largest Newton step along one coordinate, in its standard errors
 CHANGE_TOL = 1e-7  # relative change of the objective over the solver's last iterations (a crawl shows here)
 BOUND_U = 1e-6  # a bounded parameter within this fraction of its range from a bound is at the bound
+KINK_THETAS = 1001  # convex combinations of the two one-sided gradients tried at a kink
 
 
 class Convergence(NamedTuple):
@@ -78,7 +82,8 @@ def _bounded(params) -> Array:
 @functools.partial(jax.jit, static_argnames=("model", "opts"))
 def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     """``(max step in standard errors, projected gradient norm, shared touch [ks], per-galaxy touch [g, kl], max step
-    over each galaxy's own coordinates [g])``."""
+    over each galaxy's own coordinates [g], max step over the shared ones, each galaxy's projected gradient and
+    Gauss-Newton diagonal [g, kl] each)``."""
     s, L = pack_z(model, opts, z, data.cat.n_galaxies, data.cat.dtype)
     n = data.cat.n_max  # the first n residual columns are the points, the rest are prior terms
 
@@ -114,7 +119,8 @@ def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
         bounded.append(jnp.broadcast_to(_bounded(kinds), L.shape).ravel())
     n_galaxies = L.shape[0]
     if not grads:
-        return jnp.zeros((), dt), jnp.zeros((), dt), touch_s, touch_l, jnp.zeros((n_galaxies,), dt)
+        zero, none = jnp.zeros((), dt), jnp.zeros(L.shape, dt)
+        return zero, zero, touch_s, touch_l, jnp.zeros((n_galaxies,), dt), zero, none, none
     g, h, x, b = (jnp.concatenate(a) for a in (grads, diags, uncons, bounded))
     # The bijection of a bounded parameter is sigmoid(z) over its range: at u ~ 0 it is at the lower bound, where a
     # positive gradient (the objective falls toward the bound) is the bound's to hold, not the data's.
@@ -125,7 +131,8 @@ def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     k_s = s.shape[0]
     per_galaxy = (jnp.max(step[k_s:].reshape(n_galaxies, -1), axis=1) if J_l is not None
                   else jnp.zeros((n_galaxies,), dt))
-    return jnp.max(step), jnp.sqrt(jnp.sum(g**2)), touch_s, touch_l, per_galaxy
+    return (jnp.max(step), jnp.sqrt(jnp.sum(g**2)), touch_s, touch_l, per_galaxy, jnp.max(step[:k_s], initial=0.0),
+            g[k_s:].reshape(L.shape), h[k_s:].reshape(L.shape))
 
 
 def assess(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, relative_change: float,
@@ -134,12 +141,44 @@ def assess(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, relati
     fitted parameters that touch the data. ``shared_step``: the shared parameters' own stationarity figure, in
     standard errors, where the solution is not the joint objective's (the Laplace marginal's shared parameters, where
     the joint gradient does not vanish); the per-galaxy coordinates are tested as always."""
-    step, gnorm, touch_s, touch_l, galaxy_step = jax.device_get(stationarity(model, z, data, opts))
+    step, gnorm, touch_s, touch_l, galaxy_step, step_s = jax.device_get(stationarity(model, z, data, opts)[:6])
     active = np.asarray(data.cat.galaxy_mask)
-    if shared_step is not None:
-        step = max(float(shared_step), float(np.max(np.where(active, galaxy_step, 0.0), initial=0.0)))
+    kinked = None if model.kinks is None else kink_steps(model, z, data, opts, galaxy_step)
+    if kinked is not None:
+        galaxy_step = kinked
+    if shared_step is not None or kinked is not None:
+        step = max(float(step_s if shared_step is None else shared_step),
+                   float(np.max(np.where(active, galaxy_step, 0.0), initial=0.0)))
     n_params = int(np.sum(touch_s)) + int(np.sum(np.asarray(touch_l)[active]))
     change = float(relative_change)
     ok = bool(np.isfinite(step) and step <= STATIONARITY_TOL and math.isfinite(change) and abs(change) <= CHANGE_TOL)
     galaxy_step = np.where(active, np.asarray(galaxy_step, float), 0.0)
     return Convergence(float(step), float(gnorm), change, ok, galaxy_step), n_params
+
+
+def kink_steps(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, galaxy_step: np.ndarray
+               ) -> np.ndarray | None:
+    """``galaxy_step [g]`` with each galaxy that sits on a kink of the objective (``model.kinks``: DC14's clipped
+    shape) judged by the one-sided test there, or None when no galaxy does.
+
+    On a kink the gradient jumps, so a minimum there has no vanishing gradient. With ``g-`` and ``g+`` the projected
+    gradients just below and just above the kink (where the kink coordinate ``X`` is smaller or larger), a point is a
+    local minimum when some ``theta g- + (1 - theta) g+`` vanishes (the Clarke subgradient holds 0) and the jump
+    ``g+ - g-`` points along ``grad X`` (``(g+ - g-).grad X >= 0``: the objective rises on both sides; the opposite
+    sign is a ridge, a maximum across the kink). The galaxy's step is then the smallest over ``theta`` of the largest
+    Newton step along one coordinate (in standard errors, with the smaller Gauss-Newton diagonal of the two sides), as
+    :func:`stationarity` measures a smooth point; a ridge keeps its own step."""
+    sides = model.kinks(z, data.cat, opts)
+    if sides is None or not np.any(sides.at):
+        return None
+    minus, plus = (jax.device_get(stationarity(model, zz, data, opts)[6:]) for zz in (sides.minus, sides.plus))
+    h = np.minimum(minus[1], plus[1])
+    scale = np.where(h > 0, np.sqrt(np.where(h > 0, h, 1.0)), np.nan)
+    a, b = minus[0] / scale, plus[0] / scale  # [g, kl]: the two sides' gradients in standard errors
+    theta = np.linspace(0.0, 1.0, KINK_THETAS)[:, None, None]
+    hull = np.min(np.nanmax(np.abs(theta * a + (1 - theta) * b), axis=2, initial=0.0), axis=0)
+    n = np.asarray(pack_z(model, opts, sides.normal, data.cat.n_galaxies, data.cat.dtype)[1]) / scale  # grad X
+    jump = b - a
+    rising = np.nansum(jump * n, axis=1) >= -STATIONARITY_TOL * np.sqrt(np.nansum(jump**2, axis=1) * np.nansum(
+        n**2, axis=1))
+    return np.where(sides.at & rising, np.minimum(galaxy_step, hull), galaxy_step)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -60,6 +61,19 @@ class CurveModel:
     # Per-galaxy parameters that touch no data on some galaxies: n_galaxies -> {name: [g] bool, True where inert}
     # (a stack of models: one model's parameter on the others' rows). Their starts stay at the initial values.
     inert_local: Callable[[int], Mapping[str, np.ndarray]] | None = None
+    # Where the objective has a kink (DC14's shape clipped at the edges of its range): (z, catalog, likelihood) ->
+    # KinkSides of the galaxies on one, or None (jaxcoh.curves.convergence.kink_steps judges them one-sidedly).
+    kinks: Callable[..., KinkSides | None] | None = None
+
+
+class KinkSides(NamedTuple):
+    """The galaxies of a solution ``z`` that sit on a kink, where a kink coordinate ``X`` (a per-galaxy function of
+    ``z``) crosses a value at which the model's shape stops varying, and two copies of ``z`` just across it."""
+
+    at: np.ndarray  # [g] bool: on a kink
+    minus: dict  # z with X just below the kink on those galaxies (elsewhere z itself)
+    plus: dict  # z with X just above it
+    normal: dict  # grad_z X (a pytree like z): the kink's normal, pointing to larger X
 
 
 MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)
