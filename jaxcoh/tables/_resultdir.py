@@ -82,7 +82,7 @@ def halos_table(summary: dict, latex: bool = True) -> pd.DataFrame:
     chi = r"$\chi^2_\nu$" if latex else "chi2/nu"
     rows = [{"Model": _cell(name, latex), "$N$" if latex else "N": str(m["N"]),
              f"median {chi}": _fixed(m["median_chi2_nu"], 3, latex), f"mean {chi}": _fixed(m["mean_chi2_nu"], 2, latex),
-             f"{chi} $< 2$" if latex else "chi2/nu < 2": _fixed(m["frac_chi2_nu_below_2"], 2, latex),
+             r"$f(\chi^2_\nu < 2)$" if latex else "frac chi2/nu < 2": _fixed(m["frac_chi2_nu_below_2"], 2, latex),
              "BIC wins": str(m["wins_by_bic"]), "converged": str(m["n_galaxies_converged"])}
             for name, m in summary["models"].items()]
     return pd.DataFrame(rows)
