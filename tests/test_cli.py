@@ -285,6 +285,10 @@ def test_sweep_interrupted_then_resumed(tmp_path, capsys, monkeypatch):
     assert list(table.replicate) == list(range(6))
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["kind"] == "bootstrap" and summary["params"] == ["K_max", "Psi0", "gamma", "f_R"]
+    from jaxcoh.tables import sweep_table
+
+    intervals = sweep_table(summary, latex=False).set_index("Parameter")  # the bootstrap's table for a paper
+    assert intervals.loc["gamma", "median"] == f"{summary['intervals']['gamma']['median']:.4g}"
 
 
 def test_sweep_rejects_unknown_grid_axis(tmp_path, capsys):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from jaxcoh.cli import main
 from jaxcoh.cli.common import EXIT_DATA
-from jaxcoh.tables import measurement, models_table, number, result_tables, write_tables
+from jaxcoh.tables import measurement, models_table, number, result_tables, sweep_table, write_tables
 
 
 @pytest.mark.parametrize("value, error, latex, text", [
@@ -126,3 +126,20 @@ def test_every_result_kind_is_tabulated_and_the_command_writes_them(tmp_path, ca
 def test_number_keeps_significant_digits():
     assert number(92807.14) == "$9.281 \\times 10^{4}$" and number(0.0647, latex=False) == "0.0647"
     assert number(float("nan")) == "--" and math.isfinite(float(number(1.5, latex=False)))
+
+
+def test_sweep_tables_give_a_bootstraps_intervals_and_a_profiles_and_no_grid():
+    boot = {"kind": "bootstrap", "axes": [], "n_rows": 64, "full_sample_fit": {"gamma": 0.88149},
+            "intervals": {"gamma": {"median": 0.87941, "std": 0.1712, "interval_68": [0.72503, 1.1012],
+                                    "interval_95": [0.66151, 1.2641]},
+                          "Psi0_fR3": {"median": 5.667e-9, "std": 1.4e-8, "interval_68": [4.193e-9, 8.323e-9],
+                                       "interval_95": [3.212e-9, 2.468e-8]}}}
+    t = sweep_table(boot, latex=False)
+    assert t.values.tolist() == [["gamma", "0.8815", "0.8794", "[0.725, 1.101]", "[0.6615, 1.264]", "0.17"],
+                                 ["Psi0_fR3", "--", "5.667e-09", "[4.193e-09, 8.323e-09]", "[3.212e-09, 2.468e-08]",
+                                  "1.4e-08"]]
+    assert sweep_table(boot)["Parameter"].tolist() == [r"$\gamma$", r"$\Psi_0 f_R^3$"]
+    profile = {"kind": "profile", "axes": ["Psi0"], "n_rows": 12, "best": {"Psi0": 1e-10},
+               "interval_68_on_grid": [1e-10, 6.579e-9]}
+    assert sweep_table(profile, latex=False).values.tolist() == [["Psi0", "1e-10", "[1e-10, 6.579e-09]", "12"]]
+    assert sweep_table({"kind": "grid", "axes": ["ell0", "A0"]}) is None

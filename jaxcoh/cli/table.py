@@ -50,9 +50,10 @@ def run(values: dict) -> int:
 COMMAND = Command(
     name="table",
     summary="Make every table a result directory allows, for a paper: LaTeX (booktabs) and plain text, each "
-            "measurement rounded to its uncertainty (model comparison, fit, halo catalogue, posterior, F_missing).",
+            "measurement rounded to its uncertainty (model comparison, fit, halo catalogue, posterior, F_missing, sweep "
+            "intervals).",
     examples="examples:\n  jaxcoh table results/compare                      # into results/compare/tables\n"
              "  jaxcoh table results/halos --format tex --out paper/tables",
     options=OPTIONS, run=run, validate=validate,
-    positional=("result_dir", "a directory written by jaxcoh reproduce, compare, fit, halos or sample"),
+    positional=("result_dir", "a directory written by jaxcoh reproduce, compare, fit, halos, sample or sweep"),
 )

@@ -9,7 +9,8 @@ uncertainty by the PDG rule.
 """
 
 from ._measurement import measurement, number, symbol
-from ._resultdir import FORMATS, fit_table, halos_table, models_table, posterior_table, result_tables, write_tables
+from ._resultdir import (FORMATS, fit_table, halos_table, models_table, posterior_table, result_tables, sweep_table,
+                         write_tables)
 
 __all__ = ["FORMATS", "fit_table", "halos_table", "measurement", "models_table", "number", "posterior_table",
-           "result_tables", "symbol", "write_tables"]
+           "result_tables", "sweep_table", "symbol", "write_tables"]

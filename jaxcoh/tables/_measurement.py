@@ -20,6 +20,7 @@ SYMBOLS = {
     "K_max": (r"$K_\mathrm{max}$", "K_max", ""),
     "F_max": (r"$F_\mathrm{max}$", "F_max", ""),
     "Psi0": (r"$\Psi_0$", "Psi0", ""),
+    "Psi0_fR3": (r"$\Psi_0 f_R^3$", "Psi0_fR3", ""),
     "gamma": (r"$\gamma$", "gamma", ""),
     "delta": (r"$\delta$", "delta", ""),
     "f_R": (r"$f_R$", "f_R", ""),

@@ -8,7 +8,9 @@
 - ``jaxcoh halos``: ``halos.json`` -> ``halos`` (per model: galaxies, median and mean reduced chi^2, the fraction
   below 2, BIC wins, galaxies converged);
 - ``jaxcoh sample``: ``summary.csv`` -> ``posterior`` (ArviZ's summary of the shared parameters: mean and sd, the
-  94% HDI, bulk and tail ESS, R-hat).
+  94% HDI, bulk and tail ESS, R-hat);
+- ``jaxcoh sweep``: ``sweep.json`` -> ``sweep`` (a bootstrap's intervals per parameter, a profile's interval; none for
+  a grid).
 
 Each table is written as LaTeX (a booktabs ``tabular``, through pandas' Styler) and as aligned plain text.
 """
@@ -26,7 +28,7 @@ from ._measurement import escape, measurement, number, symbol
 FORMATS = ("tex", "txt")
 SUMMARY_COLUMNS = ("parameter", "mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "ess_tail", "r_hat")
 LOOKED_FOR = ("reproduce.json (jaxcoh reproduce), compare.json (jaxcoh compare), fit.json (jaxcoh fit), halos.json "
-              "(jaxcoh halos) or summary.csv (jaxcoh sample)")
+              "(jaxcoh halos), summary.csv (jaxcoh sample) or sweep.json (jaxcoh sweep, bootstrap or profile)")
 
 
 def _fixed(value, decimals: int, latex: bool) -> str:
@@ -118,6 +120,29 @@ def f_missing_table(summary: dict, latex: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", "Fit", "Parameters", "RMS", "$r$" if latex else "r"])
 
 
+def sweep_table(summary: dict, latex: bool = True) -> pd.DataFrame | None:
+    """``jaxcoh sweep``'s parameter intervals: a bootstrap's (or multi-start's) full-sample fit, median, 68% and 95%
+    intervals and standard deviation per parameter; a profile's best value and 68% interval on its grid; None for a
+    grid (its result is a map: ``jaxcoh plot``)."""
+    def interval(pair) -> str:
+        return f"[{number(pair[0], latex=latex)}, {number(pair[1], latex=latex)}]"
+
+    if "intervals" in summary:
+        full = summary.get("full_sample_fit") or {}
+        rows = [{"Parameter": symbol(k, latex), "full sample": number(full.get(k), latex=latex),
+                 "median": number(v["median"], latex=latex), "68% interval" if not latex else "68\\% interval":
+                 interval(v["interval_68"]), "95% interval" if not latex else "95\\% interval":
+                 interval(v["interval_95"]), "sd": number(v["std"], 2, latex=latex)}
+                for k, v in summary["intervals"].items()]
+        return pd.DataFrame(rows)
+    if summary["kind"] == "profile":
+        (axis,) = summary["axes"]
+        return pd.DataFrame([{"Parameter": symbol(axis, latex), "best": number(summary["best"][axis], latex=latex),
+                              "68% interval on the grid" if not latex else "68\\% interval on the grid":
+                              interval(summary["interval_68_on_grid"]), "grid points": str(summary["n_rows"])}])
+    return None
+
+
 # (file, table name, builder, reader) in the order tables are made
 SOURCES: tuple[tuple[str, str, Callable, Callable], ...] = (
     ("reproduce.json", "f_missing", f_missing_table, read_result_json),
@@ -125,6 +150,7 @@ SOURCES: tuple[tuple[str, str, Callable, Callable], ...] = (
     ("fit.json", "fit", fit_table, read_result_json),
     ("halos.json", "halos", halos_table, read_result_json),
     ("summary.csv", "posterior", posterior_table, lambda p: read_result_table(p, SUMMARY_COLUMNS)),
+    ("sweep.json", "sweep", sweep_table, read_result_json),
 )
 
 
@@ -137,9 +163,11 @@ def result_tables(result_dir: str | Path, latex: bool = True) -> dict[str, pd.Da
         path = result_dir / file
         if path.is_file():
             try:
-                tables[name] = build(read(path), latex)
-            except (KeyError, TypeError, AttributeError) as e:
+                table = build(read(path), latex)
+            except (KeyError, TypeError, AttributeError, ValueError) as e:
                 raise ResultFormatError(f"{path}: not as its command writes it (missing or malformed {e})") from None
+            if table is not None:
+                tables[name] = table
     if not tables:
         raise ResultFormatError(f"{result_dir}: no result to tabulate; looked for {LOOKED_FOR}")
     return tables
