@@ -50,8 +50,8 @@ def run(values: dict) -> int:
 COMMAND = Command(
     name="table",
     summary="Make every table a result directory allows, for a paper: LaTeX (booktabs) and plain text, each "
-            "measurement rounded to its uncertainty (model comparison, fit, halo catalogue, posterior, F_missing, sweep "
-            "intervals).",
+            "measurement rounded to its uncertainty (model comparison, fit, halo catalogue, posterior, F_missing, "
+            "sweep intervals).",
     examples="examples:\n  jaxcoh table results/compare                      # into results/compare/tables\n"
              "  jaxcoh table results/halos --format tex --out paper/tables",
     options=OPTIONS, run=run, validate=validate,
