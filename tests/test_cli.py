@@ -343,7 +343,7 @@ def _never_run(monkeypatch, name):
     monkeypatch.setitem(COMMANDS, name, dataclasses.replace(COMMANDS[name], run=run))
 
 
-OUT_COMMANDS = [["reproduce"], ["fit"], ["compare"], ["sweep"], ["bench"], ["plot", "."]]
+OUT_COMMANDS = [["reproduce"], ["fit"], ["compare"], ["sweep"], ["bench"], ["plot", "."], ["table", "."]]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS, ids=lambda c: c[0])
