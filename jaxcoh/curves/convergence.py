@@ -171,14 +171,18 @@ def kink_steps(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, ga
     sides = model.kinks(z, data.cat, opts)
     if sides is None or not np.any(sides.at):
         return None
-    minus, plus = (jax.device_get(stationarity(model, zz, data, opts)[6:]) for zz in (sides.minus, sides.plus))
+    at = np.nonzero(sides.at)[0]
+    minus, plus = (np.asarray(jax.device_get(stationarity(model, zz, data, opts)[6:]))[:, at]
+                   for zz in (sides.minus, sides.plus))
     h = np.minimum(minus[1], plus[1])
-    scale = np.where(h > 0, np.sqrt(np.where(h > 0, h, 1.0)), np.nan)
-    a, b = minus[0] / scale, plus[0] / scale  # [g, kl]: the two sides' gradients in standard errors
+    scale = np.where(h > 0, np.sqrt(np.where(h > 0, h, 1.0)), np.nan)  # (no curvature: no Newton step to measure)
+    a, b = minus[0] / scale, plus[0] / scale  # [k, kl]: the two sides' gradients in standard errors
     theta = np.linspace(0.0, 1.0, KINK_THETAS)[:, None, None]
     hull = np.min(np.nanmax(np.abs(theta * a + (1 - theta) * b), axis=2, initial=0.0), axis=0)
-    n = np.asarray(pack_z(model, opts, sides.normal, data.cat.n_galaxies, data.cat.dtype)[1]) / scale  # grad X
+    n = np.asarray(pack_z(model, opts, sides.normal, data.cat.n_galaxies, data.cat.dtype)[1])[at] / scale  # grad X
     jump = b - a
     rising = np.nansum(jump * n, axis=1) >= -STATIONARITY_TOL * np.sqrt(np.nansum(jump**2, axis=1) * np.nansum(
         n**2, axis=1))
-    return np.where(sides.at & rising, np.minimum(galaxy_step, hull), galaxy_step)
+    out = np.array(galaxy_step, float)
+    out[at] = np.where(rising, np.minimum(out[at], hull), out[at])
+    return out
