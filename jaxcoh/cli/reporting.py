@@ -58,7 +58,7 @@ class _Reporter:
             self.end_of_stage()
         if new_stage:
             self.solves = 1
-        elif iteration <= 1 < self.last[0]:  # the stage's next solve has begun
+        elif iteration < self.last[0] and iteration <= 1:  # the stage's next solve has begun (from iteration 0 or 1)
             self.solves += 1
         self.stage = stage
         head = f"{self.label}{stage}{f', solve {self.solves}' if self.solves > 1 else ''}: iteration {iteration}"
