@@ -183,8 +183,8 @@ def test_progress_in_a_log_with_verbose_has_a_line_per_stage_start_and_end(caplo
         progress.finished()  # the host has the stage's result: its last line comes before what the host logs
         log.info("the host's line")
         r("block_lm", 1, 100.0, 1.0)
-        for solve in range(2):  # a lax.map of solves (a galaxy's starts): each from iteration 0
-            for i in range(3):
+        for solve, n in enumerate((2, 3)):  # a lax.map of solves (a galaxy's starts): each from iteration 0
+            for i in range(n):
                 r("galaxy starts", i, 10.0 - solve - i, 1.0)
         r.relabel("[1/2 models] ")
         r("block_lm", 1, 7.0, 0.5)
