@@ -231,6 +231,9 @@ def test_solver_reports_nonfinite_start_instead_of_raising():
     assert int(res.status) == Status.NONFINITE
 
 
+BLOCK_DATA = jnp.asarray([[2.0, 1.3, 0.9, 0.6], [1.0, 0.7, 0.5, 0.3]])  # two galaxies' data for _block_problem
+
+
 def _block_problem(z, y):
     """``[g, m]`` residuals of ``y_jm = a_j exp(-b t_m)``: shared b, one a per galaxy (and none without shared)."""
     t = jnp.linspace(0.0, 2.0, y.shape[1])
@@ -243,14 +246,14 @@ def test_iterations_count_steps_from_the_start(solver):
     """Every solver loop (the LM loops linearise their start inside the loop): ``max_iter`` steps are ``n_iter``
     steps, each lowering the objective, the objective and gradient norm returned are those at the returned point,
     and a start where the objective is not finite is returned as it is, after no iteration, as NONFINITE."""
-    y = jnp.asarray([[2.0, 1.3, 0.9, 0.6], [1.0, 0.7, 0.5, 0.3]])
     z0 = {"shared": {} if solver == "separable" else {"b": jnp.asarray(0.3)}, "local": {"a": jnp.asarray([1.0, 3.0])}}
     kind = "block_lm" if solver == "separable" else solver
 
     def objective(z):
-        return jnp.sum(_block_problem(z, y) ** 2)
+        return jnp.sum(_block_problem(z, BLOCK_DATA) ** 2)
 
-    run = jax.jit(lambda z, n: solve(kind, z, y, residual_fn=_block_problem, options=SolverOptions(max_iter=n)))
+    run = jax.jit(lambda z, n: solve(kind, z, BLOCK_DATA, residual_fn=_block_problem,
+                                     options=SolverOptions(max_iter=n)))
     losses = [float(objective(z0))]
     for n in (1, 2, 3):
         res = run(z0, n)
@@ -276,12 +279,11 @@ def test_progress_reports_every_start_as_it_stands(solver, monkeypatch):
 
     calls = []
     monkeypatch.setattr(progress, "report", lambda *a: calls.append([np.asarray(x, float) for x in a[1:]]))
-    y = jnp.asarray([[2.0, 1.3, 0.9, 0.6], [1.0, 0.7, 0.5, 0.3]])
     shared = {} if solver == "separable" else {"b": jnp.asarray([0.5, 3.0])}
     z0 = {"shared": shared, "local": {"a": jnp.asarray([[2.0, 1.0], [0.1, 9.0]])}}  # start 0 near the optimum
     options = SolverOptions(max_iter=60, gtol=1e-10, report="stage")
     kind = "block_lm" if solver == "separable" else solver
-    res = jax.jit(jax.vmap(lambda z: solve(kind, z, y, residual_fn=_block_problem, options=options)))(z0)
+    res = jax.jit(jax.vmap(lambda z: solve(kind, z, BLOCK_DATA, residual_fn=_block_problem, options=options)))(z0)
     n_iter = np.asarray(res.n_iter)
     assert len(calls) == n_iter.max() + (kind != "lbfgs") and all(c[0].shape == (2,) for c in calls)
     assert n_iter[0] < n_iter[1], n_iter  # the first start stops first, and reports as it stands from then on

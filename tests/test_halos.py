@@ -24,6 +24,7 @@ from jaxcoh import curves
 from jaxcoh.bench.b6_halos import SUMMARY_FIELDS
 from jaxcoh.cli import main
 from jaxcoh.curves import halos as H
+from jaxcoh.curves.convergence import STATIONARITY_TOL
 from jaxcoh.curves.halo_catalog import HALO_SETTINGS, catalog_model, stack_catalog
 from jaxcoh.curves.inputs import bulge_luminosity, curve_inputs
 
@@ -284,6 +285,7 @@ def test_command_on_sparc_writes_the_catalogue_resumes_and_plots(sparc_dir, spar
     assert summary["pairwise_bic_preference"]["Burkert-Flat"]["NFW-Flat"] == m["Burkert-Flat"]["wins_by_bic"]
     assert m["Burkert-Flat"]["median_chi2_nu"] < m["NFW-Flat"]["median_chi2_nu"]
     assert m["NFW-Flat"]["n_galaxies_converged"] == int((table[table.model == "NFW-Flat"].status == "CONVERGED").sum())
+    assert ((table.step_in_stderr <= STATIONARITY_TOL) == (table.status == "CONVERGED")).all()  # the status's figure
     assert set(SUMMARY_FIELDS) <= set(m["NFW-Flat"])  # what benchmark B6 reads (a renamed field broke it once)
     assert main(["table", str(out), "--quiet", "--format", "txt"]) == 0  # the catalogue's summary for a paper
     from jaxcoh.tables import result_tables

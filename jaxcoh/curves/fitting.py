@@ -27,11 +27,11 @@ from .errors import curve_errors
 from .folding import fold, folds, lm_residuals
 from .galaxy_starts import GalaxyStarts, best_start_per_galaxy
 from .laplace import Laplace, choose_marginal, format_shift, laplace_profile
-from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, evaluate, likelihood_model, per_galaxy_groups,
+from .likelihood import (CurveData, Evaluation, Likelihood, curve_data, likelihood_model, per_galaxy_groups,
                          prepare, residuals, split)
 from .models import CurveModel, get_model
 from .nuisance import NUISANCE, table_nuisance
-from .objective import diagnose, objective
+from .objective import diagnose, evaluate_compiled, objective
 from .result import CurveFit
 
 log = logging.getLogger("jaxcoh")
@@ -327,7 +327,7 @@ def fit(model: str | CurveModel, cat: Catalog, settings: CurveSettings = CurveSe
     if status != Status.NONFINITE:
         status = Status.CONVERGED if convergence.converged else (
             Status.MAX_ITER if status == Status.MAX_ITER else Status.STALLED)
-    ev = _evaluate_jitted(model, best.z, data, opts)
+    ev = evaluate_compiled(model, best.z, data, opts)
     jax.block_until_ready(ev)
     wall = time.perf_counter() - t0
     err, per_galaxy_err = (curve_errors(model, best.z, data, opts, cat.names) if settings.errors else (None, {}))
@@ -340,8 +340,6 @@ def z0_lanes(z0: dict) -> int:
     """The number of starts (lanes) of a batch of starts."""
     return next(iter(jax.tree_util.tree_leaves(z0))).shape[0]
 
-
-_evaluate_jitted = jax.jit(evaluate, static_argnums=(0, 3))  # a fit's evaluation at its solution, one program
 
 POLISH_ONE_LANE_POINTS = 2**20  # lanes x points beyond which the polish runs one lane (its own compilation)
 
@@ -381,8 +379,8 @@ def polish_off_bounds(model: CurveModel, opts: Likelihood, solver: str, options:
     for grp, p in groups:
         moved[grp][p.name] = jnp.clip(z[grp][p.name], -SATURATED_Z, SATURATED_Z)
     other = polish(model, opts, solver, options, moved, data, n_lanes)[2]
-    better = saturated & (np.asarray(_evaluate_jitted(model, other.z, data, opts).objective_terms)
-                          < np.asarray(_evaluate_jitted(model, best.z, data, opts).objective_terms))
+    better = saturated & (np.asarray(evaluate_compiled(model, other.z, data, opts).objective_terms)
+                          < np.asarray(evaluate_compiled(model, best.z, data, opts).objective_terms))
     log.info(f"{model.name}: {int(saturated.sum())} galaxies polished again off a bound, {int(better.sum())} better")
     if not better.any():
         return best

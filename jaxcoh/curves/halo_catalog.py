@@ -220,6 +220,11 @@ def model_parts(fitted: CurveFit, cat: Catalog, names: Sequence[str], wall_s: fl
                "galaxy_starts": None if starts is None else starts.to_dict(),
                "convergence": None if conv is None else conv.to_dict()}
         rows = galaxy_rows(one, cat, model, status[has_points], None if improved is None else improved[has_points])
+        # the stationarity test's figure behind the status: the largest Newton step, in standard errors (one-sided
+        # on DC14's kinks); CONVERGED at or below convergence.STATIONARITY_TOL
+        step = _rows(None if conv is None else conv.galaxy_step, m, g)
+        rows.insert(rows.columns.get_loc("status") + 1, "step_in_stderr",
+                    np.full(int(has_points.sum()), np.nan) if step is None else np.asarray(step, float)[has_points])
         out[name] = (doc, {"rows": rows, "curves": model_curves(one, cat, model)})
     return out
 

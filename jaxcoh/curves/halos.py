@@ -374,10 +374,9 @@ def dc14_x_held(model: str | CurveModel, local: Mapping[str, Array], M_star: Arr
     Beyond an edge the fitted shape is the edge's (38 of DC14's 350 galaxy-models on SPARC). On an edge the objective
     has a kink (the shape varies with X on one side, is frozen on the other), where a minimum need not have a
     vanishing gradient: the convergence test judges galaxies there one-sidedly (:func:`dc14_kinks`,
-    :func:`jaxcoh.curves.convergence.kink_steps`). On SPARC 13 DC14 galaxy-models end within 4e-11 of an edge; 12 of
-    them fail that test too (the best combination of the two sides' gradients still steps 0.013-0.12 standard
-    errors: along the kink the objective still falls), their objective unchanged by 140 more iterations: the block
-    LM cannot follow a crease."""
+    :func:`jaxcoh.curves.convergence.kink_steps`). On SPARC (`jaxcoh halos`) 12 DC14 galaxy-models with X on an edge
+    fail that test too (``step_in_stderr`` 0.013-0.12: along the kink the objective still falls), their objective
+    unchanged by 140 more iterations: the block LM cannot follow a crease."""
     if profile_and_prior(model)[0] != "DC14":
         return None
     X = np.asarray(dc14_x(jnp.asarray(M_star), m200(jnp.asarray(local["V200"]))), float)

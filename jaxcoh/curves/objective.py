@@ -98,12 +98,13 @@ def _zero_tangent(p: Array):
 # jitted: evaluated op by op, the gradient compiled ~100 single-operation programs (3 s on a 2-core CPU) before the
 # error could be raised
 _objective_gradient = jax.jit(jax.grad(objective), static_argnums=(1, 3))
+evaluate_compiled = jax.jit(evaluate, static_argnums=(0, 3))  # the model at z as one program (fits' solutions too)
 
 
 def diagnose(model: CurveModel, z: dict, data: CurveData, opts: Likelihood, names: Sequence[str]) -> list[str]:
     """What is not finite at ``z``: galaxies (``names``, one per row of ``data``) whose objective terms are, then
     parameters whose gradient is (per-galaxy parameters named with their galaxy). Empty when all is finite."""
-    ev = evaluate(model, z, data, opts)
+    ev = evaluate_compiled(model, z, data, opts)
     msgs = [f"objective not finite for galaxy {names[int(j)]}"
             for j in np.nonzero(~np.isfinite(np.asarray(ev.objective_terms)))[0][:5]]
     grad = _objective_gradient(z, model, data, opts)

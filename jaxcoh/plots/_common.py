@@ -35,8 +35,6 @@ class PlotsUnavailable(ImportError):
     """matplotlib (the ``plots`` extra) is not installed."""
 
 
-
-
 def require_matplotlib():
     """The ``matplotlib`` module, or :class:`PlotsUnavailable` telling the user how to install it."""
     try:

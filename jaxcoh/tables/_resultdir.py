@@ -157,17 +157,22 @@ SOURCES: tuple[tuple[str, str, Callable, Callable], ...] = (
 def result_tables(result_dir: str | Path, latex: bool = True) -> dict[str, pd.DataFrame]:
     """Every table ``result_dir`` allows, by name; :class:`ResultFormatError` naming the file for a malformed one,
     and when there is none."""
-    result_dir = Path(result_dir)
-    tables = {}
+    return {name: tables[latex] for name, tables in _tables(Path(result_dir), (latex,)).items()}
+
+
+def _tables(result_dir: Path, styles: Sequence[bool]) -> dict[str, dict[bool, pd.DataFrame]]:
+    """``{name: {latex: table}}`` for each style of ``styles``, each result file read once."""
+    tables: dict[str, dict[bool, pd.DataFrame]] = {}
     for file, name, build, read in SOURCES:
         path = result_dir / file
         if path.is_file():
+            result = read(path)
             try:
-                table = build(read(path), latex)
+                built = {latex: build(result, latex) for latex in styles}
             except (KeyError, TypeError, AttributeError, ValueError) as e:
                 raise ResultFormatError(f"{path}: not as its command writes it (missing or malformed {e})") from None
-            if table is not None:
-                tables[name] = table
+            if all(t is not None for t in built.values()):
+                tables[name] = built
     if not tables:
         raise ResultFormatError(f"{result_dir}: no result to tabulate; looked for {LOOKED_FOR}")
     return tables
@@ -187,17 +192,14 @@ def write_tables(result_dir: str | Path, out: str | Path | None = None, formats:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"table formats {bad}: choose from {', '.join(FORMATS)}")
-    latex = result_tables(result_dir, latex=True) if "tex" in formats else {}
-    text = result_tables(result_dir, latex=False) if "txt" in formats else {}
+    tables = _tables(result_dir, [f == "tex" for f in formats])
     out = Path(out) if out is not None else result_dir / "tables"
     out.mkdir(parents=True, exist_ok=True)
     sources = {name: file for file, name, _, _ in SOURCES}
     written: dict[str, list[Path]] = {}
-    for name in (latex or text):
-        if name in latex:
-            written.setdefault(name, []).append(
-                atomic_write_text(out / f"{name}.tex", to_latex(latex[name], str(result_dir / sources[name]))))
-        if name in text:
-            written.setdefault(name, []).append(
-                atomic_write_text(out / f"{name}.txt", text[name].to_string(index=False) + "\n"))
+    for name, styles in tables.items():
+        for latex, table in styles.items():
+            text = (to_latex(table, str(result_dir / sources[name])) if latex
+                    else table.to_string(index=False) + "\n")
+            written.setdefault(name, []).append(atomic_write_text(out / f"{name}.{'tex' if latex else 'txt'}", text))
     return written
