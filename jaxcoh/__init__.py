@@ -6,7 +6,8 @@ Layers, each importing only from those above it in this list (checked by ``tests
   helpers), :mod:`~jaxcoh.parameters` (bounds by bijections), :mod:`~jaxcoh.registry`, :mod:`~jaxcoh.results`
   (atomic files, provenance), :mod:`~jaxcoh.resumable`, :mod:`~jaxcoh.tracecache`;
 - data: :mod:`~jaxcoh.catalog` (the padded pytree), :mod:`~jaxcoh.sparc` (the raw files),
-  :mod:`~jaxcoh.selection` (cuts), :mod:`~jaxcoh.sharding`;
+  :mod:`~jaxcoh.galaxy_tables` (a user's galaxies as CSV tables), :mod:`~jaxcoh.selection` (cuts),
+  :mod:`~jaxcoh.sharding`;
 - kernels: :mod:`~jaxcoh.coherence`, :mod:`~jaxcoh.properties`, :mod:`~jaxcoh.halo_profiles`,
   :mod:`~jaxcoh.metrics`, :mod:`jaxcoh.fmissing.derivation`;
 - two sibling workflows with the same verbs (``register_model``, ``fit``, ``evaluate``, ``diagnose``, ``starts``,
@@ -30,6 +31,7 @@ from .coherence import Hyperparameters, Reason
 from .config import default_dtype, set_precision
 from .fitresult import FitResult
 from .fmissing import FMissing, derive_f_missing, f_missing_table
+from .galaxy_tables import TableFormatError, read_galaxy_tables, write_galaxy_tables
 from .mock import MockTruth, mock_catalog
 from .parameters import Parameter, ParameterSpec
 from .properties import GalaxyProperties, galaxy_properties
@@ -38,6 +40,7 @@ from .sparc import SparcDataWarning, SparcFormatError, load_sparc, read_sparc
 from .version import __version__
 
 __all__ = ["Catalog", "FMissing", "FitResult", "GalaxyNames", "GalaxyProperties", "Hyperparameters", "MockTruth",
-           "Parameter", "ParameterSpec", "Reason", "SparcDataWarning", "SparcFormatError", "__version__",
-           "apply_cuts", "curves", "default_dtype", "derive_f_missing", "f_missing_table", "fmissing",
-           "galaxy_properties", "load_sparc", "mock_catalog", "read_sparc", "set_precision"]
+           "Parameter", "ParameterSpec", "Reason", "SparcDataWarning", "SparcFormatError", "TableFormatError",
+           "__version__", "apply_cuts", "curves", "default_dtype", "derive_f_missing", "f_missing_table", "fmissing",
+           "galaxy_properties", "load_sparc", "mock_catalog", "read_galaxy_tables", "read_sparc", "set_precision",
+           "write_galaxy_tables"]

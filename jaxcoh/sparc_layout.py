@@ -92,13 +92,18 @@ _DECIMALS_RE = re.compile(r"\.(\d*)")
 _FIXED_RE = re.compile(r"[+-]?\d*\.\d+")
 
 
-class SparcFormatError(ValueError):
-    """A problem in a SPARC file, located: ``file``, ``line`` (1-based, None for the whole file) and ``field``."""
+class DataFormatError(ValueError):
+    """A problem in an input data file, located: ``file``, ``line`` (1-based, None for the whole file) and ``field``
+    (what the command line reports with exit code 3)."""
 
     def __init__(self, file, line: int | None, field: str, reason: str):
         self.file, self.line, self.field, self.reason = str(file), line, field, reason
         where = f"{self.file}:{line}" if line is not None else self.file
         super().__init__(f"{where}: field '{field}': {reason}")
+
+
+class SparcFormatError(DataFormatError):
+    """A problem in a SPARC file (table1.dat or a rotmod file)."""
 
 
 def _number(text: str, kind: str, file, line: int, field: str):
@@ -151,6 +156,15 @@ def _check_field(raw: str, label: str, first: int, last: int, file, line: int):
     return value
 
 
+def out_of_range(label: str, v: float) -> str | None:
+    """Why ``v`` cannot be the value of table1's field ``label`` (:data:`TABLE1_LIMITS`), or None when it can."""
+    lo, hi, lo_ok, why = TABLE1_LIMITS[label]
+    if not (v < lo or (v == lo and not lo_ok) or v > hi):
+        return None
+    bound = f"within [{lo:g}, {hi:g}]" if hi < math.inf else f"{'>=' if lo_ok else '>'} {lo:g}"
+    return f"{v:g} out of range: must be {bound} ({why})"
+
+
 def _table1_name(text: str) -> str | None:
     """The galaxy name of a table1 line, or None when bytes 1-11 (and the blank byte 12) do not hold a clean one."""
     text = text.rstrip("\r\n")
@@ -187,14 +201,9 @@ def parse_table1_line(text: str, file, line: int) -> tuple[str, dict]:
                 raise SparcFormatError(file, line, label, f"byte {pos}, the blank between {prev_label} and {label}, "
                                                           f"is {text[pos - 1]!r}: a shifted field?")
         prev_last, prev_label = last, label
-    for label, (lo, hi, lo_ok, why) in TABLE1_LIMITS.items():
-        v = parsed[label]
-        if v < lo or (v == lo and not lo_ok) or v > hi:
-            if hi < math.inf:
-                bound = f"within [{lo:g}, {hi:g}]"
-            else:
-                bound = f"{'>=' if lo_ok else '>'} {lo:g}"
-            raise SparcFormatError(file, line, label, f"{v:g} out of range: must be {bound} ({why})")
+    for label in TABLE1_LIMITS:
+        if (problem := out_of_range(label, parsed[label])) is not None:
+            raise SparcFormatError(file, line, label, problem)
     # Vflat = 0 means "no flat part measured" (the 40 such galaxies all have e_Vflat = 0 too, the other 135 an
     # e_Vflat > 0): an error on an unmeasured speed, or a speed without an error, is a corrupted row.
     if (parsed["Vflat"] == 0) != (parsed["e_Vflat"] == 0):

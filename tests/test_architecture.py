@@ -19,7 +19,7 @@ MAX_LINES = 450
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("version", "config", "constants", "numerics", "registry", "parameters", "results", "resumable",
               "tracecache", "compilation_cache", "seed", "progress", "sobol")),
-    ("data", ("catalog", "sparc", "sparc_layout", "selection", "sharding", "curves.fold_plan")),
+    ("data", ("catalog", "sparc", "sparc_layout", "galaxy_tables", "selection", "sharding", "curves.fold_plan")),
     ("kernels", ("coherence", "properties", "metrics", "halo_profiles", "fmissing.derivation")),
     ("models", ("fmissing.models", "curves.inputs", "curves.nuisance", "curves.models", "curves.baselines",
                 "curves.unified", "curves.halos", "mock")),

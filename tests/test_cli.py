@@ -343,7 +343,7 @@ def _never_run(monkeypatch, name):
     monkeypatch.setitem(COMMANDS, name, dataclasses.replace(COMMANDS[name], run=run))
 
 
-OUT_COMMANDS = [["reproduce"], ["fit"], ["compare"], ["sweep"], ["bench"], ["plot", "."], ["table", "."]]
+OUT_COMMANDS = [["reproduce"], ["fit"], ["compare"], ["sweep"], ["bench"], ["plot", "."], ["table", "."], ["export"]]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS, ids=lambda c: c[0])
@@ -462,3 +462,5 @@ def test_mock_table_marks_the_seed_columns_as_reference():
     assert "[11.05]" in mock and "[0.500]" in mock and " 11.05 " not in mock
     sparc = format_table({**result, "data_kind": "sparc"})
     assert "seed RMS" in sparc and "[" not in sparc and "reference only" not in sparc
+    tables = format_table({**result, "data_kind": "tables"})  # a user's --data: not the seed's sample either
+    assert "--data tables" in tables and "[11.05]" in tables and "known truth" not in tables

@@ -7,14 +7,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from . import bench, compare, fit, halos, info, plot, reproduce, sample, sweep, table
+from . import bench, compare, export, fit, halos, info, plot, reproduce, sample, sweep, table
 from .common import (EXIT_DATA, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERICAL, EXIT_OK, EXIT_USAGE, log,
                      setup_logging)
 from .options import ConfigError, add_options, resolve
 from .rundir import check_out_dir
 
-COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, halos, sample, sweep, plot, table, info,
-                                                       bench)}
+COMMANDS = {m.COMMAND.name: m.COMMAND for m in (reproduce, fit, compare, halos, sample, sweep, plot, table, export,
+                                                       info, bench)}
 
 EPILOG = textwrap.dedent("""\
     exit codes: 0 done; 2 bad flag or config (nothing computed); 3 input data missing or malformed;
@@ -86,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(f"jaxcoh {name}: {e}")
         return EXIT_DATA
     except Exception as e:  # classified below; anything else is a bug
-        from ..sparc import SparcFormatError
+        from ..sparc_layout import DataFormatError
 
-        if isinstance(e, SparcFormatError):
+        if isinstance(e, DataFormatError):
             log.error(f"jaxcoh {name}: {e}")
             return EXIT_DATA
         if isinstance(e, FloatingPointError):

@@ -25,6 +25,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: no partial result file was left behind
 DATA_OPTIONS = (
     Option("sparc", None, "SPARC directory (table1.dat and rotmod/); default $JAXCOH_SPARC_DIR, else a mock catalog",
            type="path", metavar="DIR"),
+    Option("data", None, "directory of your own galaxies: galaxies.csv and points.csv (`jaxcoh export` writes the "
+           "format); instead of SPARC or the mock", type="path", metavar="DIR"),
     Option("mock_galaxies", 175, "galaxies in the mock catalog used when no SPARC directory is given", type="int",
            metavar="N"),
     Option("mock_seed", 0, "seed of the mock catalog", type="nonneg_int", metavar="SEED"),
@@ -33,7 +35,8 @@ DATA_OPTIONS = (
            "1.2e-10; nuisance drawn from the priors)", choices=lambda: mock_kernels(), metavar="KERNEL"),
     Option("mock_scatter", 0.0, "intrinsic log-normal scatter of V^2 about a curve-model truth [dex]",
            type="nonneg_float", metavar="DEX"),
-    Option("lenient", False, "skip malformed SPARC galaxies with a warning instead of stopping", type="bool"),
+    Option("lenient", False, "skip malformed galaxies (of SPARC or --data) with a warning instead of stopping",
+           type="bool"),
 )
 PRECISION_OPTIONS = (
     Option("dtype", "float64", "floating precision: float64 reproduces published numbers, float32 is faster",
@@ -93,6 +96,8 @@ def load_data(values: dict, dtype):
     from ..mock import KERNELS, mock_catalog
     from ..sparc import read_sparc, sparc_checksum
 
+    if values.get("data"):
+        return _load_tables(values, dtype)
     path = sparc_dir(values)
     if path:
         cat, report = read_sparc(path, lenient=values.get("lenient", False), dtype=dtype)
@@ -117,6 +122,22 @@ def load_data(values: dict, dtype):
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(cat.V_obs)).tobytes()).hexdigest()
     return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "kernel": kernel, "scatter_dex": scatter, "sha256": h,
                  "skipped_galaxies": []}
+
+
+def _load_tables(values: dict, dtype):
+    """``load_data`` for ``--data DIR`` (:mod:`jaxcoh.galaxy_tables`)."""
+    from ..galaxy_tables import read_galaxy_tables, tables_checksum
+
+    if values.get("sparc"):
+        raise ConfigError("'data' and 'sparc': give one data source, not both")
+    path = values["data"]
+    cat, report = read_galaxy_tables(path, lenient=values.get("lenient", False), dtype=dtype)
+    skipped = [{"galaxy": name, "reason": why} for name, why in report.skipped]
+    log.info(f"data: tables from {path} ({cat.n_galaxies} galaxies, {cat.n_points} points"
+             + (f"; {len(skipped)} skipped by --lenient, listed in the results as skipped_galaxies)" if skipped
+                else ")"))
+    return cat, {"kind": "tables", "path": str(Path(path).resolve()), "sha256": tables_checksum(path),
+                 "skipped_galaxies": skipped}
 
 
 @contextlib.contextmanager

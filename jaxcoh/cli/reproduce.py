@@ -29,7 +29,7 @@ def validate(values: dict) -> None:
     if values["cv_folds"] < 2:
         raise ConfigError("'cv_folds' must be at least 2")
     # Cross-validation by galaxy needs a galaxy of the fit sample in every fold.
-    if sparc_dir(values) is None and values["mock_galaxies"] < values["cv_folds"]:
+    if not values.get("data") and sparc_dir(values) is None and values["mock_galaxies"] < values["cv_folds"]:
         raise ConfigError(f"'mock_galaxies': {values['mock_galaxies']} galaxies cannot fill {values['cv_folds']} "
                           f"cross-validation folds; reproduce needs --mock-galaxies {values['cv_folds']} or more "
                           "(at least --cv-folds)")
@@ -74,6 +74,9 @@ def run(values: dict) -> int:
     if data["kind"] == "mock":
         result["note"] = ("mock catalog: a check of the pipeline end to end against a known truth; the seed's "
                           "columns are its published SPARC figures, shown for reference only, not comparable")
+    elif data["kind"] == "tables":
+        result["note"] = ("galaxies from --data tables: the seed's columns are its published SPARC figures, shown for "
+                          "reference only, comparable only if the tables hold SPARC itself")
     out = write_run(values["out"], "reproduce", OPTIONS, values, dtype=result["dtype"], data=data,
                     files={"reproduce.json": result, "f_missing.csv": table,
                            "predictions.csv": predictions})

@@ -108,7 +108,8 @@ def format_table(result: dict) -> str:
     On the mock catalog the seed's columns are its published SPARC figures: labelled so and bracketed, and a line
     above the table says the run checks the pipeline against a known truth, so nobody reads them as a failed
     reproduction."""
-    mock = result.get("data_kind") == "mock"
+    kind = result.get("data_kind")
+    mock = kind not in (None, "sparc")  # the mock, or a user's tables (--data): not the seed's sample
     seed_rms = "SPARC (seed) RMS" if mock else "seed RMS"
     wr, wc = len(seed_rms), 7
 
@@ -122,10 +123,13 @@ def format_table(result: dict) -> str:
         f"F_missing models on {result['data']}: {result['sample_size']} galaxies in the fit sample, "
         f"recipe '{result['recipe']}', {result['dtype']}",
     ]
-    if mock:
+    if kind == "mock":
         lines += ["Mock catalog: this run checks the pipeline end to end against a known truth. The [bracketed]",
                   "SPARC (seed) columns are the seed's published SPARC figures, for reference only: not comparable",
                   "with the mock numbers beside them. Give --sparc DIR to reproduce the seed's table."]
+    elif mock:
+        lines += ["Galaxies from --data tables. The [bracketed] SPARC (seed) columns are the seed's published SPARC",
+                  "figures, for reference only: comparable only if these tables hold SPARC itself."]
     lines += [head, "-" * len(head)]
     notes = []
     for name, e in result["models"].items():
