@@ -164,7 +164,7 @@ def test_lenient_skips_each_bad_galaxy_with_one_warning(tmp_path):
     assert "no row in galaxies.csv" in reasons["E"] and "empty name" in reasons["<points.csv line 8>"]
 
 
-def test_cli_export_then_data(tmp_path):
+def test_cli_export_then_data(tmp_path, capsys):
     """``jaxcoh export`` writes what ``--data`` reads back, the same catalog; bad tables exit with code 3 and the
     located problem; ``--data`` with ``--sparc`` is refused."""
     out = tmp_path / "mock"
@@ -177,6 +177,13 @@ def test_cli_export_then_data(tmp_path):
     again = tmp_path / "again"
     assert main(["export", "--data", str(out), "--cuts", "standard", "--out", str(again), "--quiet"]) == 0
     assert 0 < len(read_galaxy_tables(again)[0].names) <= 9
+    some = tmp_path / "some"  # --galaxies: only those named, in the data's order
+    assert main(["export", "--data", str(out), "--galaxies", "MOCK0000005,MOCK0000001", "--out", str(some)]) == 0
+    assert list(read_galaxy_tables(some)[0].names) == ["MOCK0000001", "MOCK0000005"]
+    capsys.readouterr()
+    typo = ["--galaxies", "MOCK000001,XYZ", "--out", str(tmp_path / "z")]
+    assert main(["export", "--data", str(out), *typo]) == EXIT_USAGE
+    assert "not in the data (9 galaxies): MOCK000001 (did you mean MOCK0000001" in capsys.readouterr().err
     bad = write(tmp_path / "bad", points=MINIMAL_POINTS.replace("A,2,70", "A,2,seventy"))
     assert main(["export", "--data", str(bad), "--out", str(tmp_path / "x"), "--quiet"]) == EXIT_DATA
     assert main(["export", "--data", str(out), "--sparc", str(tmp_path), "--out", str(tmp_path / "y"),

@@ -37,6 +37,8 @@ DATA_OPTIONS = (
            type="nonneg_float", metavar="DEX"),
     Option("lenient", False, "skip malformed galaxies (of SPARC or --data) with a warning instead of stopping",
            type="bool"),
+    Option("galaxies", [], "only these galaxies of the data, by name, comma-separated (e.g. NGC3198,DDO154; before "
+           "any --cuts)", type="list", metavar="NAMES"),
 )
 PRECISION_OPTIONS = (
     Option("dtype", "float64", "floating precision: float64 reproduces published numbers, float32 is faster",
@@ -91,8 +93,26 @@ def sparc_dir(values: dict) -> str | None:
 
 
 def load_data(values: dict, dtype):
-    """``(catalog, data_provenance)`` from the data options. The provenance lists the galaxies ``--lenient``
-    skipped, with their reasons (``skipped_galaxies``), for every result file to carry."""
+    """``(catalog, data_provenance)`` from the data options: SPARC, ``--data`` tables or the mock, then only the
+    ``--galaxies`` named (recorded in the provenance as ``galaxies``). The provenance lists the galaxies
+    ``--lenient`` skipped, with their reasons (``skipped_galaxies``), for every result file to carry."""
+    cat, data = _load_source(values, dtype)
+    names = list(values.get("galaxies") or [])
+    if not names:
+        return cat, data
+    known = set(cat.names)
+    if missing := [n for n in names if n not in known]:
+        import difflib
+
+        hints = [f"{n} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(
+            n, list(cat.names), n=3, cutoff=0.6)) else n for n in missing]
+        raise ConfigError(f"'galaxies': not in the data ({cat.n_galaxies} galaxies): {'; '.join(hints)}")
+    cat = cat.select(names=list(dict.fromkeys(names)))
+    log.info(f"data: {cat.n_galaxies} galaxies selected by --galaxies ({cat.n_points} points)")
+    return cat, {**data, "galaxies": list(cat.names)}
+
+
+def _load_source(values: dict, dtype):
     from ..mock import KERNELS, mock_catalog
     from ..sparc import read_sparc, sparc_checksum
 
