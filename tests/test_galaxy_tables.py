@@ -186,5 +186,8 @@ def test_cli_export_then_data(tmp_path, capsys):
     assert "not in the data (9 galaxies): MOCK000001 (did you mean MOCK0000001" in capsys.readouterr().err
     bad = write(tmp_path / "bad", points=MINIMAL_POINTS.replace("A,2,70", "A,2,seventy"))
     assert main(["export", "--data", str(bad), "--out", str(tmp_path / "x"), "--quiet"]) == EXIT_DATA
+    assert "points.csv:3: field 'V_obs': 'seventy' is not a number" in capsys.readouterr().err
+    for where, said in ((out, "9 galaxies, "), (bad, "NOT READABLE: ")):  # jaxcoh info checks tables too
+        assert main(["info", "--data", str(where)]) == 0 and f"data: {where}: {said}" in capsys.readouterr().out
     assert main(["export", "--data", str(out), "--sparc", str(tmp_path), "--out", str(tmp_path / "y"),
                  "--quiet"]) == EXIT_USAGE

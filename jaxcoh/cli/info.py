@@ -12,6 +12,8 @@ from .options import Option
 
 OPTIONS = (
     Option("sparc", None, "SPARC directory to check", type="path", metavar="DIR"),
+    Option("data", None, "directory of galaxies.csv and points.csv to check (read and validated)", type="path",
+           metavar="DIR"),
     *PRECISION_OPTIONS,
     *VERBOSITY_OPTIONS,
 )
@@ -38,12 +40,26 @@ def run(values: dict) -> int:
         lines.append(f"SPARC: {p} (from {src}): {'found' if ok else 'NOT FOUND (needs table1.dat and rotmod/)'}")
     else:
         lines.append(f"SPARC: not configured (give --sparc DIR or set ${SPARC_ENV}); commands use the mock catalog")
+    if values.get("data"):
+        lines.append(_data_line(values["data"], dtype))
     lines.append(_cache_line())
     lines.append("F_missing models: " + ", ".join(f"{m} ({', '.join(fmissing.get_model(m).parameters.names)})"
                                                   for m in fmissing.list_models()))
     lines.append("curve models: " + ", ".join(curves.list_models()))
     print("\n".join(lines))
     return 0
+
+
+def _data_line(path: str, dtype) -> str:
+    """Whether ``--data`` tables load: their size, or the first problem (file, line, column)."""
+    from ..galaxy_tables import read_galaxy_tables
+    from ..sparc_layout import DataFormatError
+
+    try:
+        cat, _ = read_galaxy_tables(path, dtype=dtype)
+    except (DataFormatError, FileNotFoundError) as e:
+        return f"data: {path}: NOT READABLE: {e}"
+    return f"data: {path}: {cat.n_galaxies} galaxies, {cat.n_points} points (longest curve {cat.n_max} points)"
 
 
 def _cache_line() -> str:
@@ -63,8 +79,8 @@ def _cache_line() -> str:
 
 COMMAND = Command(
     name="info",
-    summary="Show versions, devices, precision, where SPARC is looked for, the compilation cache and the registered "
-            "models.",
-    examples="examples:\n  jaxcoh info\n  jaxcoh info --sparc ../shared/data/sparc",
+    summary="Show versions, devices, precision, where SPARC is looked for (and whether --data tables read), the "
+            "compilation cache and the registered models.",
+    examples="examples:\n  jaxcoh info\n  jaxcoh info --sparc ../shared/data/sparc\n  jaxcoh info --data mydata",
     options=OPTIONS, run=run,
 )
