@@ -8,7 +8,8 @@ tracing (batching a ``while_loop`` twice) is most of a short job's time: the see
 executable in JAX's cache. Written here because neither JAX nor a library keeps traces across processes.
 
 It is on only where JAX's persistent compilation cache is (``JAX_COMPILATION_CACHE_DIR`` or
-``jax.config.update("jax_compilation_cache_dir", DIR)``); programs go to ``DIR/jaxcoh-traced/``. A program is reused
+``jax.config.update("jax_compilation_cache_dir", DIR)``), unless ``$JAXCOH_TRACE_CACHE`` is 0; programs go to
+``DIR/jaxcoh-traced/``. A program is reused
 only for the same jaxcoh source (a digest of every module), JAX version, backend, precision mode, static arguments
 and argument shapes, dtypes and tree structure. Calls from inside other transformations (tracers), on several
 devices, or with models defined outside jaxcoh go straight to the jitted function. Every change of jaxcoh or JAX
@@ -45,6 +46,7 @@ import numpy as np
 log = logging.getLogger("jaxcoh")
 
 SUBDIR = "jaxcoh-traced"
+ENV = "JAXCOH_TRACE_CACHE"  # 0: traced programs are not kept
 SUFFIX = ".exported"
 MAX_IDLE_DAYS = 30  # a stored program neither loaded nor stored for this long is removed
 MAGIC = b"jaxcoh-traced 2\n"  # then one line of JSON (the output tree), then the jax.export bytes
@@ -65,8 +67,11 @@ def source_digest() -> str:
 
 
 def cache_directory() -> Path | None:
-    """``<jax_compilation_cache_dir>/jaxcoh-traced``, or None when JAX's persistent cache is off."""
+    """``<jax_compilation_cache_dir>/jaxcoh-traced``, or None when JAX's persistent cache is off or
+    ``$JAXCOH_TRACE_CACHE`` is ``0`` (traced programs not kept, compiled ones still are)."""
     root = jax.config.jax_compilation_cache_dir
+    if os.environ.get(ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return None
     return Path(root) / SUBDIR if root else None
 
 

@@ -40,6 +40,10 @@ _OWN_CACHE = CACHE_ENV not in os.environ
 if _OWN_CACHE:
     os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="jaxcoh-test-cache-")
 configure(os.environ[CACHE_ENV])
+# Traced programs are not kept (jaxcoh.tracecache): within one run each program is traced once per process anyway,
+# and exporting it costs more than the other worker saves by loading it (the suite took 5 min 45 s with them kept,
+# 5 min 21 s without). tests/test_tracecache.py turns them on in the processes it starts.
+os.environ.setdefault("JAXCOH_TRACE_CACHE", "0")
 
 
 def pytest_unconfigure(config):

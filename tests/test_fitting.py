@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import least_squares as scipy_least_squares
 
 import reference as ref
-from jaxcoh import Hyperparameters, derive_f_missing, mock_catalog
+from jaxcoh import Hyperparameters, derive_f_missing, mock_catalog, tracecache
 from jaxcoh.fmissing import FitSettings, cross_validate, evaluate, fit, fit_data, get_model, starts
 from jaxcoh.fmissing.crossval import fold_weights
 from jaxcoh.fmissing.fitting import solve_batch
@@ -314,7 +314,8 @@ def test_batched_fits_equal_single_fits(sparc_fm):
         np.testing.assert_allclose(batched.loss[i], single.loss[0], rtol=1e-10)
 
 
-def test_second_fit_does_not_recompile(sparc_fm):
+def test_second_fit_does_not_recompile(sparc_fm, monkeypatch):
+    monkeypatch.setattr(tracecache, "cache_directory", lambda: None)  # the jitted function's own cache counts
     fit("power_law_sigma", sparc_fm, FitSettings(n_starts=8))
     before = solve_batch._cache_size()
     fit("power_law_sigma", sparc_fm, FitSettings(n_starts=8, seed=3))

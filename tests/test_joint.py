@@ -24,6 +24,7 @@ from jaxcoh.curves.likelihood import robust_residual, robust_rho, split
 from jaxcoh.curves.nuisance import Nuisance, apply_nuisance, table_nuisance
 from jaxcoh.curves.fitting import solve_joint
 from jaxcoh.curves.objective import blocked_objective, objective
+from jaxcoh import tracecache
 from jaxcoh.curves.tables import format_compare
 from jaxcoh.selection import apply_cuts
 from jaxcoh.solvers import SolverOptions
@@ -245,9 +246,11 @@ def test_nonfinite_objective_names_the_galaxy_and_parameter(small_mock):
     assert bad.names[2] not in msg  # the other galaxies are not blamed
 
 
-def test_catalogs_differing_only_in_names_share_compiled_programs(small_mock):
+def test_catalogs_differing_only_in_names_share_compiled_programs(small_mock, monkeypatch):
     """Names and source are static metadata of a catalog, part of a trace's key: a fit gives the jitted code the
-    catalog under anonymous names, so the same shapes under other names run the programs already compiled."""
+    catalog under anonymous names, so the same shapes under other names run the programs already compiled. (With the
+    traced programs kept on disk off, so that the jitted function's own cache counts them.)"""
+    monkeypatch.setattr(tracecache, "cache_directory", lambda: None)
     settings = CurveSettings(n_starts=1, solver="block_lm", galaxy_starts=1, errors=False)
     first = fit("rar", small_mock, settings)
     before = solve_joint._cache_size()

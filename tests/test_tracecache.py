@@ -40,12 +40,15 @@ from jaxcoh.solvers import SolverOptions
 
 import jaxcoh.fmissing.fitting as fitting
 
-traced = []
-real_solve = fitting.solve
-def counting_solve(*a, **k):
-    traced.append(1)
-    return real_solve(*a, **k)
-fitting.solve = counting_solve
+def counted(module, name):  # module.name replaced by a wrapper counting its calls; returns the calls
+    calls, real = [], getattr(module, name)
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+    setattr(module, name, counting)
+    return calls
+
+traced = counted(fitting, "solve")
 
 cat = jaxcoh.mock_catalog(20, seed=4, n_max=10)
 data = fit_data(jaxcoh.derive_f_missing(jaxcoh.Hyperparameters(), cat, "sparc"))
@@ -64,12 +67,26 @@ assert bool(jnp.allclose(F(3.0), direct, rtol=1e-12, atol=0, equal_nan=True))  #
 mine = Model("mine", lambda p, x: p["a"] * x.v_flat / 100.0,
              jaxcoh.ParameterSpec([jaxcoh.Parameter("a", 1.0, 0.1, 10.0)]))
 solve_batch(mine, "lm", SolverOptions(max_iter=5), starts(mine, FitSettings(n_starts=2), cat.dtype), data, w)
-print(json.dumps({"loss": out, "traced_builtin": n_builtin, "traced_total": len(traced)}))
+# A rotation-curve fit of a built-in model: its solver's program comes from disk in a later process; a model made
+# outside jaxcoh (here with the built-in's own functions) is traced in every process.
+from jaxcoh import curves
+import jaxcoh.curves.fitting as curve_fitting
+
+solved = counted(curve_fitting, "_solve_one")  # runs only while solve_joint is being traced
+settings = curves.CurveSettings(n_starts=2, galaxy_starts=1, solver="block_lm", errors=False,
+                                likelihood=curves.Likelihood(nuisance=False))
+rar = curves.fit("rar", cat, settings)
+n_curve_builtin = len(solved)
+rar_model = curves.get_model("rar")
+curves.fit(curves.CurveModel("rar_mine", rar_model.shared, rar_model.local, rar_model.speed2, pointwise=True), cat,
+           settings)
+print(json.dumps({"loss": out, "traced_builtin": n_builtin, "traced_total": len(traced), "rar": rar.objective,
+                  "curve_traced_builtin": n_curve_builtin, "curve_traced_total": len(solved)}))
 """
 
 
 def _run(cache: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", tracecache.ENV)}
     env.update(JAX_COMPILATION_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), XLA_FLAGS=SUITE_XLA_FLAGS)
     p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -81,13 +98,16 @@ def test_fresh_process_reuses_traced_programs(tmp_path):
     stored = sorted((tmp_path / tracecache.SUBDIR).glob("*" + tracecache.SUFFIX))
     assert first["traced_builtin"] == 2  # traced once per shape
     assert first["traced_total"] == 3  # and the user's model traced as usual
+    assert first["curve_traced_builtin"] == 1 and first["curve_traced_total"] == 2
     # derive_f_missing at the default hyperparameters, at ell0 = 3 (a direct call: the same program, as only shapes
-    # key it) and the two shapes of solve_batch; nothing for the user's model or the call under jit
-    assert len(stored) == 3
+    # key it) and the two shapes of solve_batch; the curve fit's solver and stationarity test; nothing for the
+    # users' models or the call under jit
+    assert len(stored) == 5
     second = _run(tmp_path)
     assert second["traced_builtin"] == 0  # nothing traced: both shapes came from disk
     assert second["traced_total"] == 1  # the user's model is traced in every process
-    assert second["loss"] == first["loss"]
+    assert second["curve_traced_builtin"] == 0 and second["curve_traced_total"] == 1
+    assert (second["loss"], second["rar"]) == (first["loss"], first["rar"])
     assert sorted((tmp_path / tracecache.SUBDIR).glob("*" + tracecache.SUFFIX)) == stored
 
 
@@ -149,6 +169,20 @@ def test_static_tokens():
     assert tracecache._static_token(Model("x", lambda p, x: x.v_flat, get_model("power_law").parameters)) is None
     assert tracecache._static_token(SolverOptions(max_iter=3)).startswith("SolverOptions(3, ")
     assert tracecache._static_token(object()) is None
+    # curve models: jaxcoh's registered ones by name and bounds; a halo model built for a catalog by its points (the
+    # closure's content); a model with a fixed parameter (a closure over the value) or a user's model: never
+    from jaxcoh import curves
+    from jaxcoh.curves.halo_catalog import catalog_model
+
+    rar = curves.get_model("rar")
+    assert tracecache._static_token(rar).startswith("CurveModel(rar, builtin rar, [('g_dagger', ")
+    assert tracecache._static_token(curves.fix_parameters("rar", g_dagger=1e-10)) is None
+    assert tracecache._static_token(curves.CurveModel("mine", rar.shared, rar.local, rar.speed2)) is None
+    points = np.ones((2, 3), bool)
+    one = tracecache._static_token(catalog_model(("nfw_flat",), points.shape, points.tobytes()))
+    points[1, 2] = False
+    other = tracecache._static_token(catalog_model(("nfw_flat",), points.shape, points.tobytes()))
+    assert None not in (one, other) and one != other and "halo_catalog(('nfw_flat',), (2, 3), " in one
 
 
 class _Payload:
@@ -247,3 +281,16 @@ def test_sobol_points_are_scipys_and_are_kept_with_the_compiled_programs(tmp_pat
     stored.write_bytes(b"not an array")
     np.testing.assert_array_equal(sobol.sobol_points(3, 20, 5), want)
     np.testing.assert_array_equal(np.load(stored), qmc.Sobol(3, scramble=True, seed=5).random_base2(5))
+
+
+def test_trace_cache_can_be_turned_off_alone(monkeypatch, tmp_path):
+    """``JAXCOH_TRACE_CACHE=0`` keeps no traced program; JAX's compiled ones are kept as configured."""
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    try:
+        for value, want in (("0", None), ("off", None), ("1", tmp_path / tracecache.SUBDIR),
+                            ("", tmp_path / tracecache.SUBDIR)):
+            monkeypatch.setenv(tracecache.ENV, value)
+            assert tracecache.cache_directory() == want, value
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

@@ -26,7 +26,7 @@ from ..constants import G_NEWTON
 from ..numerics import safe_sqrt
 from ..parameters import Parameter, ParameterSpec
 from .inputs import CurveInputs, baryonic_acceleration_si
-from .models import CurveModel, register_model
+from .models import CurveModel, builtin, register_model
 
 H0_KMS_KPC = 0.073  # Hubble constant [km/s/kpc] (73 km/s/Mpc, as SPARC's Hubble-flow distances)
 CM_SCATTER_DEX = 0.11  # scatter of the concentration-mass relation (Dutton & Maccio 2014)
@@ -92,24 +92,24 @@ def amplitude_speed2(shared, local, x: CurveInputs) -> Array:
     return x.V_bar2 * (1 + local["amplitude"][:, None] * C)
 
 
-NEWTONIAN = register_model(CurveModel("newtonian", ParameterSpec([]), ParameterSpec([]), newtonian_speed2,
-                                     description="K = 0", pointwise=True))
-RAR = register_model(CurveModel(
+NEWTONIAN = register_model(builtin(CurveModel("newtonian", ParameterSpec([]), ParameterSpec([]), newtonian_speed2,
+                                             description="K = 0", pointwise=True)))
+RAR = register_model(builtin(CurveModel(
     "rar",
     ParameterSpec([Parameter("g_dagger", 1.2e-10, 1e-12, 1e-8, scale="log", unit="m/s^2",
                              description="acceleration scale of the radial acceleration relation")]),
     ParameterSpec([]), rar_speed2, description="g_obs = g_bar / (1 - exp(-sqrt(g_bar/g_dagger)))", pointwise=True,
-))
-PER_GALAXY_AMPLITUDE = register_model(CurveModel(
+)))
+PER_GALAXY_AMPLITUDE = register_model(builtin(CurveModel(
     "per_galaxy_amplitude", BURR_SHAPE,
     ParameterSpec([Parameter("amplitude", 1.0, 0.0, math.inf, scale="log", per_galaxy=True, start_range=(0.03, 30.0),
                              description="A_gal of each galaxy, free")]),
     amplitude_speed2, description="V^2 = V_bar^2 (1 + A_g C(R/ell0)), A_g free per galaxy", pointwise=True,
-))
-NFW = register_model(CurveModel(
+)))
+NFW = register_model(builtin(CurveModel(
     "nfw", ParameterSpec([]),
     ParameterSpec([Parameter("V200", 100.0, 5.0, 1000.0, scale="log", unit="km/s", per_galaxy=True),
                    Parameter("c200", 10.0, 1.0, 100.0, scale="log", per_galaxy=True)]),
     nfw_speed2, prior_residuals=nfw_prior_residuals, draw_local=nfw_draw_local,
     description="V^2 = V_bar^2 + V_NFW^2, c200 prior from Dutton & Maccio 2014", pointwise=True,
-))
+)))

@@ -30,6 +30,7 @@ import numpy as np
 from jax import Array
 
 from ..solvers.arrowhead import kind_jvps
+from ..tracecache import persistent
 from .likelihood import CurveData, Likelihood, per_galaxy_groups, residuals
 from .models import CurveModel
 
@@ -79,6 +80,7 @@ def _bounded(params) -> Array:
     return jnp.asarray([p.bounded for p in params], bool)
 
 
+@persistent(("model", "opts"))
 @functools.partial(jax.jit, static_argnames=("model", "opts"))
 def stationarity(model: CurveModel, z: dict, data: CurveData, opts: Likelihood):
     """``(max step in standard errors, projected gradient norm, shared touch [ks], per-galaxy touch [g, kl], max step

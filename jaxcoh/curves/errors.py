@@ -22,6 +22,7 @@ from jax import Array
 
 from ..parameters import ParameterSpec
 from ..solvers.arrowhead import block_covariance, kind_jvps, schur_complement
+from ..tracecache import persistent
 from ..uncertainty import ErrorAnalysis, hessian_errors, is_log_coordinate
 from .likelihood import CurveData, Likelihood, split
 from .models import CurveModel
@@ -50,6 +51,7 @@ def _from_log_coordinates(model: CurveModel, opts: Likelihood, s_log: tuple[bool
     return z
 
 
+@persistent(("model", "opts", "s_log", "l_log"))
 @functools.partial(jax.jit, static_argnames=("model", "opts", "s_log", "l_log"))
 def arrowhead_hessian(model, opts, s_log, l_log, qs0: Array, QL0: Array, data: CurveData):
     """The blocks of the arrowhead Hessian at ``(qs0, QL0)``: ``H_ll [g, kl, kl]``, ``H_ss [ks, ks]`` and

@@ -145,7 +145,8 @@ def _solve_one(model: CurveModel, opts: Likelihood, solver: str, solver_options:
     return res._replace(loss=objective(res.z, model, data, opts))  # LM reports sum(r^2) = 2 objective
 
 
-@jit_with_options(static_argnames=("model", "opts", "solver"), options_argnames=("solver_options",))
+@jit_with_options(static_argnames=("model", "opts", "solver"), options_argnames=("solver_options",),
+                  persist=True)
 def solve_joint(model: CurveModel, opts: Likelihood, solver: str, solver_options: tuple[SolverOptions, ...],
                 z0: dict, data: CurveData):
     """Solves from every start in ``z0`` (leading axis S) in one vmapped call. ``solver`` may chain solvers,

@@ -34,6 +34,7 @@ from ..config import canonical_dtype
 from ..sobol import sobol_points
 from ..solvers import SolverOptions, solve
 from ..solvers.common import jit_with_options
+from ..tracecache import persistent
 from .convergence import BOUND_U, STATIONARITY_TOL
 from .folding import galaxy_objective_terms, lm_residuals
 from .likelihood import CurveData, Likelihood, per_galaxy_groups
@@ -130,7 +131,8 @@ def _judge(model: CurveModel, opts: Likelihood, shared_z: dict, own: dict, data:
     return terms, settled
 
 
-@jit_with_options(static_argnames=("model", "opts", "test_settled"), options_argnames=("options",))
+@jit_with_options(static_argnames=("model", "opts", "test_settled"), options_argnames=("options",),
+                  persist=True)
 def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOptions, shared_z: dict, starts: dict,
                       data: CurveData, test_settled: bool = True):
     """Every galaxy's own parameters refitted from each start of ``starts`` (``{group: {name: [K, g]}}``) with the
@@ -147,6 +149,7 @@ def solve_each_galaxy(model: CurveModel, opts: Likelihood, options: SolverOption
     return jax.lax.map(one, starts)
 
 
+@persistent(("model", "opts"))
 @functools.partial(jax.jit, static_argnames=("model", "opts"))
 def judge_each_start(model: CurveModel, opts: Likelihood, shared_z: dict, solutions: dict, data: CurveData):
     """``(objective terms [K, g], settled [K, g])`` at the solutions ``[K, g]`` of :func:`solve_each_galaxy`."""

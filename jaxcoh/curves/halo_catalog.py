@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import hashlib
 import logging
 import math
 import os
@@ -236,8 +237,9 @@ def catalog_model(names: tuple[str, ...], shape: tuple[int, int], mask: bytes):
     catalog again reuses the compiled programs (a model is a static argument of the jitted solvers, hashed by
     identity)."""
     points = np.frombuffer(mask, dtype=bool).reshape(shape)
-    return (make_halo_model(*profile_and_prior(names[0]), points=points) if len(names) == 1
-            else make_halo_stack(names, points))
+    model = (make_halo_model(*profile_and_prior(names[0]), points=points) if len(names) == 1
+             else make_halo_stack(names, points))  # programs kept between processes: the names, points and code
+    return dataclasses.replace(model, program=f"halo_catalog({names}, {shape}, {hashlib.sha256(mask).hexdigest()})")
 
 
 # Relative cost of fitting one model of each profile, warm, in one of two threads (SPARC, every galaxy, float32

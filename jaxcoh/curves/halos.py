@@ -63,7 +63,7 @@ from ..numerics import safe_div, safe_log, safe_pow
 from ..parameters import Parameter, ParameterSpec
 from .fold_plan import fold_width, folded_mask
 from .inputs import CurveInputs, stellar_mass
-from .models import CurveModel, KinkSides, get_model, register_model
+from .models import CurveModel, KinkSides, builtin, get_model, register_model
 from .nuisance import NUISANCE, Nuisance, apply_nuisance, table_nuisance
 
 PRIOR_SETS = ("Flat", "LCDM")
@@ -261,7 +261,7 @@ HALO_MODELS: dict[str, CurveModel] = {}
 PROFILE_OF: dict[str, tuple[str, str]] = {}  # registered name -> (profile, prior set)
 for _profile, _p in PROFILES.items():
     for _prior in _p.priors:
-        _m = register_model(make_halo_model(_profile, _prior))
+        _m = register_model(builtin(make_halo_model(_profile, _prior)))
         HALO_MODELS[_m.name] = _m
         PROFILE_OF[_m.name] = (_profile, _prior)
 DISPLAY_NAMES = {name: f"{profile}-{prior}" for name, (profile, prior) in PROFILE_OF.items()}

@@ -64,6 +64,17 @@ class CurveModel:
     # Where the objective has a kink (DC14's shape clipped at the edges of its range): (z, catalog, likelihood) ->
     # KinkSides of the galaxies on one, or None (jaxcoh.curves.convergence.kink_steps judges them one-sidedly).
     kinks: Callable[..., KinkSides | None] | None = None
+    # A stable text naming the program this model makes, set only by jaxcoh's own builders, which know what their
+    # functions hold (a halo model built for a catalog: its points); None: its programs are traced in every process.
+    program: str | None = None
+
+    def trace_token(self) -> str | None:
+        """The key of this model's programs among those kept between processes (:mod:`jaxcoh.tracecache`): its
+        ``program`` and its parameters' bounds and scales (the bijections are part of the program), or None."""
+        if self.program is None:
+            return None
+        spec = [(p.name, p.init, p.lower, p.upper, p.scale, p.per_galaxy) for p in (*self.shared, *self.local)]
+        return f"CurveModel({self.name}, {self.program}, {spec!r})"
 
 
 class KinkSides(NamedTuple):
@@ -74,6 +85,13 @@ class KinkSides(NamedTuple):
     minus: dict  # z with X just below the kink on those galaxies (elsewhere z itself)
     plus: dict  # z with X just above it
     normal: dict  # grad_z X (a pytree like z): the kink's normal, pointing to larger X
+
+
+def builtin(model: CurveModel) -> CurveModel:
+    """``model`` as one of jaxcoh's own registered models, made at import by jaxcoh's code alone: its programs are then
+    kept between processes under its name (:attr:`CurveModel.program`). Not for models made elsewhere, whose code
+    jaxcoh's source digest does not cover."""
+    return dataclasses.replace(model, program=f"builtin {model.name}")
 
 
 MODELS: Registry[CurveModel] = Registry("curve model", CurveModel)

@@ -17,7 +17,7 @@ from ..fmissing.models import Model, get_model
 from ..parameters import Parameter, ParameterSpec
 from .baselines import BURR_SHAPE
 from .inputs import CurveInputs
-from .models import CurveModel, register_model
+from .models import CurveModel, builtin, register_model
 
 ROUGHNESS_HYPER = ParameterSpec([
     Parameter("A0", 0.774, 0.01, 20.0, scale="log", description="roughness amplitude normalisation"),
@@ -64,5 +64,5 @@ def unified_model(kind: str, missing: str | Model = "mass_coherence") -> CurveMo
     )
 
 
-UNIFIED_ADDITIVE = register_model(unified_model("additive"))
-UNIFIED_MULTIPLICATIVE = register_model(unified_model("multiplicative"))
+UNIFIED_ADDITIVE = register_model(builtin(unified_model("additive")))
+UNIFIED_MULTIPLICATIVE = register_model(builtin(unified_model("multiplicative")))

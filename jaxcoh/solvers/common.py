@@ -14,6 +14,7 @@ from jax import Array
 from jax.custom_batching import custom_vmap
 
 from .. import progress
+from ..tracecache import persistent
 
 
 class Status(enum.IntEnum):
@@ -106,24 +107,36 @@ def join_options(skeleton: Any, values: Any) -> Any:
     return skeleton
 
 
-def jit_with_options(*, static_argnames: tuple[str, ...], options_argnames: tuple[str, ...]) -> Callable:
+def jit_with_options(*, static_argnames: tuple[str, ...], options_argnames: tuple[str, ...],
+                     persist: bool = False) -> Callable:
     """``jax.jit`` with ``static_argnames`` static, except the numbers of the :class:`SolverOptions` arguments
     ``options_argnames`` (:data:`DYNAMIC_FIELDS`), which are traced: their structure (solver-specific sizes, the
-    progress label) stays static. The decorated function keeps its signature; ``.jitted`` is the compiled one."""
+    progress label) stays static. The decorated function keeps its signature; ``.jitted`` is the compiled one.
+    ``persist``: its traced programs are kept between processes (:mod:`jaxcoh.tracecache`), the options' numbers
+    still arguments, where the static arguments can be keyed and no stage reports its iterations (a host callback
+    cannot be kept)."""
 
     def decorate(fun: Callable) -> Callable:
         sig = inspect.signature(fun)
         names = list(sig.parameters)
         option_idx = [names.index(n) for n in options_argnames]
-        static = tuple(1 + names.index(n) for n in (*static_argnames, *options_argnames))
+        static = (*static_argnames, *options_argnames)
+        # what is jitted: the options' numbers, then the function's own arguments, all by name (for the trace cache)
+        signature = inspect.Signature([inspect.Parameter("option_values", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                                       *(p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                         for p in sig.parameters.values())])
 
-        def inner(values, *args):
-            args = list(args)
-            for i, v in zip(option_idx, values, strict=True):
-                args[i] = join_options(args[i], v)
-            return fun(*args)
+        def inner(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            a = [bound.arguments[n] for n in names]
+            for i, v in zip(option_idx, bound.arguments["option_values"], strict=True):
+                a[i] = join_options(a[i], v)
+            return fun(*a)
 
-        compiled = jax.jit(inner, static_argnums=static)
+        inner.__signature__ = signature
+        inner.__name__, inner.__qualname__, inner.__module__ = fun.__name__, fun.__qualname__, fun.__module__
+        compiled = jax.jit(inner, static_argnames=static)
+        kept = persistent(static)(compiled) if persist else compiled
 
         @functools.wraps(fun)
         def call(*args, **kwargs):
@@ -131,10 +144,13 @@ def jit_with_options(*, static_argnames: tuple[str, ...], options_argnames: tupl
             bound.apply_defaults()
             a = list(bound.arguments.values())
             values = []
+            reports = False
             for i in option_idx:
                 a[i], v = split_options(a[i])
                 values.append(v)
-            return compiled(tuple(values), *a)
+                reports |= any(o.report for o in (a[i] if isinstance(a[i], tuple) else (a[i],))
+                               if isinstance(o, SolverOptions))
+            return (compiled if reports else kept)(tuple(values), *a)
 
         call.jitted = compiled
         call._cache_size = compiled._cache_size
