@@ -22,6 +22,7 @@ not keep once blank and comment lines are dropped; the standard library's ``csv`
 from __future__ import annotations
 
 import csv
+import io
 import math
 import warnings
 from collections.abc import Mapping
@@ -113,8 +114,14 @@ def _rows(path: Path, columns: Mapping[str, tuple]) -> tuple[list[str], list[tup
     except (OSError, UnicodeDecodeError) as e:
         raise TableFormatError(path, None, "file", f"cannot read: {e}") from None
     header, rows = None, []
-    reader = csv.reader(text.splitlines())
-    for cells in reader:
+    reader = csv.reader(io.StringIO(text, newline=""))  # csv's own line ends (a quoted cell may hold one)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # a NUL byte, a quote left open at the end of the file
+            raise TableFormatError(path, reader.line_num, "file", f"not CSV: {e}") from None
         line = reader.line_num
         if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
             continue

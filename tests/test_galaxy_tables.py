@@ -195,7 +195,7 @@ def test_cli_export_then_data(tmp_path, capsys):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["galaxies.csv", "points.csv"]), st.integers(0, 10_000),
-       st.text(alphabet=st.sampled_from(list(',"#\n\r -.e0123456789ABnax;\t')), max_size=6), st.integers(0, 4),
+       st.text(alphabet=st.sampled_from(list(',"#\n\r -.e0123456789ABnax;\t\x00')), max_size=6), st.integers(0, 4),
        st.booleans())
 def test_corrupted_tables_load_or_fail_with_a_located_error(tmp_path_factory, name, at, insert, cut, lenient):
     """Any edit of valid tables (characters inserted, some deleted) either loads or raises a TableFormatError naming
