@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -170,6 +171,15 @@ def test_cli_export_then_data(tmp_path, capsys):
     out = tmp_path / "mock"
     assert main(["export", "--mock-galaxies", "9", "--mock-seed", "4", "--out", str(out), "--quiet"]) == 0
     assert {p.name for p in out.iterdir()} >= {"galaxies.csv", "points.csv", "config.toml", "provenance.json"}
+    # the mock's truth beside it, to score any fit of the tables: the values the mock was made from
+    mock, truth = jaxcoh.mock_catalog(9, seed=4, dtype="float64", return_truth=True)
+    true = pd.read_csv(out / "truth.csv")
+    assert true["galaxy"].tolist() == list(mock.names)
+    for f in ("distance", "inclination", "upsilon_disk", "A_gal", "F_true"):
+        np.testing.assert_array_equal(true[f], getattr(truth, f), err_msg=f)
+    assert not np.any(true["distance"] == np.asarray(mock.distance))  # the tables hold the reported distances
+    doc = json.loads((out / "truth.json").read_text())
+    assert (doc["kernel"], doc["model"], doc["params"]) == ("multiplicative", "mass_coherence", dict(truth.params))
     values = {"data": str(out), "lenient": False}
     cat, data = load_data(values, np.dtype("float64"))
     assert data["kind"] == "tables" and data["sha256"] == tables_checksum(out)
@@ -177,9 +187,11 @@ def test_cli_export_then_data(tmp_path, capsys):
     again = tmp_path / "again"
     assert main(["export", "--data", str(out), "--cuts", "standard", "--out", str(again), "--quiet"]) == 0
     assert 0 < len(read_galaxy_tables(again)[0].names) <= 9
-    some = tmp_path / "some"  # --galaxies: only those named, in the data's order
-    assert main(["export", "--data", str(out), "--galaxies", "MOCK0000005,MOCK0000001", "--out", str(some)]) == 0
+    some = tmp_path / "some"  # --galaxies: only those named, in the data's order, their truth too
+    assert main(["export", "--mock-galaxies", "9", "--mock-seed", "4", "--galaxies", "MOCK0000005,MOCK0000001",
+                 "--out", str(some)]) == 0
     assert list(read_galaxy_tables(some)[0].names) == ["MOCK0000001", "MOCK0000005"]
+    assert pd.read_csv(some / "truth.csv")["galaxy"].tolist() == ["MOCK0000001", "MOCK0000005"]
     capsys.readouterr()
     typo = ["--galaxies", "MOCK000001,XYZ", "--out", str(tmp_path / "z")]
     assert main(["export", "--data", str(out), *typo]) == EXIT_USAGE
