@@ -85,18 +85,18 @@ class TableDataWarning(UserWarning):
 def _value(text: str, field: str, spec: tuple, path: Path, line: int) -> float | int:
     """One cell of column ``field``, parsed and checked."""
     default = spec[1]
-    text = text.strip()
-    if not text:
-        if default is REQUIRED:
-            raise TableFormatError(path, line, field, "empty (a value is required)")
-        return default
     try:
         value = int(text) if field in INT_FIELDS else float(text)
     except ValueError:
-        kind = "an integer" if field in INT_FIELDS else "a number"
-        raise TableFormatError(path, line, field, f"{text!r} is not {kind}") from None
+        if text.strip():
+            kind = "an integer" if field in INT_FIELDS else "a number"
+            raise TableFormatError(path, line, field, f"{text.strip()!r} is not {kind}") from None
+        if default is REQUIRED:
+            raise TableFormatError(path, line, field, "empty (a value is required)") from None
+        return default
     if not math.isfinite(value):
-        raise TableFormatError(path, line, field, f"{text!r} is not finite (leave the cell empty where not known)")
+        raise TableFormatError(path, line, field, f"{text.strip()!r} is not finite (leave the cell empty where not "
+                                                  "known)")
     if value == default:  # the column's own "not given" (-1 for the integer flags): what was written for it
         return value
     if field in LIMIT_LABEL and (problem := out_of_range(LIMIT_LABEL[field], value)) is not None:
@@ -123,7 +123,8 @@ def _rows(path: Path, columns: Mapping[str, tuple]) -> tuple[list[str], list[tup
         except csv.Error as e:  # a NUL byte, a quote left open at the end of the file
             raise TableFormatError(path, reader.line_num, "file", f"not CSV: {e}") from None
         line = reader.line_num
-        if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
+        lead = cells[0][:1] if cells else ""
+        if (not lead or lead in "# \t") and (not "".join(cells).strip() or cells[0].lstrip().startswith("#")):
             continue
         if header is None:
             header = [c.strip() for c in cells]
@@ -148,6 +149,11 @@ def _check_header(header: list[str], columns: Mapping[str, tuple], path: Path, l
     for name in known:
         if name not in header and (name == "galaxy" or (columns[name][1] is REQUIRED and name not in optional)):
             raise TableFormatError(path, line, name, "required column missing")
+
+
+def _columns(header: list[str], fields, columns: Mapping[str, tuple]) -> list[tuple[str, int | None, tuple]]:
+    """``(field, its cell's index in a row or None when the column is absent, its spec)`` for each field."""
+    return [(f, header.index(f) if f in header else None, columns[f]) for f in fields]
 
 
 def _galaxy_name(cells: list[str], header: list[str], path: Path, line: int) -> str:
@@ -180,6 +186,7 @@ def read_galaxy_tables(directory, *, lenient: bool = False, dtype=None) -> tuple
             problems.setdefault(name, e)
 
     header, rows = _rows(gpath, GALAXY_COLUMNS)
+    gcols = _columns(header, GALAXY_COLUMNS, GALAXY_COLUMNS)
     galaxies: dict[str, dict] = {}
     for line, cells in rows:
         try:
@@ -192,8 +199,7 @@ def read_galaxy_tables(directory, *, lenient: bool = False, dtype=None) -> tuple
             fault(name, TableFormatError(gpath, line, "galaxy", f"{name!r} again (first at line {first})"))
             continue
         try:
-            values = {f: _value(cells[header.index(f)] if f in header else "", f, spec, gpath, line)
-                      for f, spec in GALAXY_COLUMNS.items()}
+            values = {f: _value(cells[i] if i is not None else "", f, spec, gpath, line) for f, i, spec in gcols}
             if values["R_disk"] <= 0:  # (SPARC's smallest is 0.18 kpc; the recipe's properties need one)
                 raise TableFormatError(gpath, line, "R_disk", f"must be > 0, got {values['R_disk']:g}")
             if (values["V_flat"] == 0) != (values["e_V_flat"] == 0):
@@ -206,6 +212,7 @@ def read_galaxy_tables(directory, *, lenient: bool = False, dtype=None) -> tuple
 
     pheader, prows = _rows(ppath, POINT_COLUMNS)
     fields = [f for f in POINT_COLUMNS if f in pheader or f not in OPTIONAL_POINT_COLUMNS]
+    pcols = _columns(pheader, fields, POINT_COLUMNS)
     curves: dict[str, dict] = {}  # name -> {"lines": [...], field: [...]}
     for line, cells in prows:
         try:
@@ -218,8 +225,7 @@ def read_galaxy_tables(directory, *, lenient: bool = False, dtype=None) -> tuple
         try:
             if name not in galaxies:
                 raise TableFormatError(ppath, line, "galaxy", f"{name!r} has no row in {GALAXY_FILE}")
-            point = {f: _value(cells[pheader.index(f)] if f in pheader else "", f, POINT_COLUMNS[f], ppath, line)
-                     for f in fields}
+            point = {f: _value(cells[i] if i is not None else "", f, spec, ppath, line) for f, i, spec in pcols}
             if point["R"] <= 0:
                 raise TableFormatError(ppath, line, "R", f"must be > 0, got {point['R']:g}")
             if point["e_V_obs"] <= 0:
