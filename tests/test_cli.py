@@ -40,6 +40,10 @@ def test_info(capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "jax " in text and f"backend: {jax.default_backend()}" in text and "mock catalog" in text
     assert "mass_coherence" in text
+    for value, off in (("0", True), ("1", False)):  # whether traced programs are kept (the suite keeps none)
+        monkeypatch.setenv("JAXCOH_TRACE_CACHE", value)
+        assert main(["info"]) == 0
+        assert ("none kept now: $JAXCOH_TRACE_CACHE=0" in capsys.readouterr().out) == off
 
 
 def test_reproduce_on_mock_writes_the_documented_files(tmp_path, capsys, monkeypatch):

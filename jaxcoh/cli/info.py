@@ -64,7 +64,8 @@ def _data_line(path: str, dtype) -> str:
 
 def _cache_line() -> str:
     from ..compilation_cache import ENV, current, usage
-    from ..tracecache import SUBDIR
+    from ..tracecache import ENV as TRACE_ENV
+    from ..tracecache import SUBDIR, cache_directory
 
     state = current()
     if state.directory is None:
@@ -72,8 +73,9 @@ def _cache_line() -> str:
                 f"${ENV}=0 or --compilation-cache off)")
     files, size = usage(state.directory)
     traced, _ = usage(state.directory / SUBDIR)
+    kept = "" if cache_directory() is not None else f", none kept now: ${TRACE_ENV}=0"
     return (f"compilation cache: on, {state.directory} (from {state.source}): {files} files, {size / 2**20:.1f} MiB "
-            f"(compiled programs, and {traced} traced ones in {SUBDIR}/); turn off with ${ENV}=0 or "
+            f"(compiled programs, and {traced} traced ones in {SUBDIR}/{kept}); turn off with ${ENV}=0 or "
             "--compilation-cache off")
 
 
