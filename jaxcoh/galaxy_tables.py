@@ -114,13 +114,15 @@ def _rows(path: Path, columns: Mapping[str, tuple]) -> tuple[list[str], list[tup
     except (OSError, UnicodeDecodeError) as e:
         raise TableFormatError(path, None, "file", f"cannot read: {e}") from None
     header, rows = None, []
-    reader = csv.reader(io.StringIO(text, newline=""))  # csv's own line ends (a quoted cell may hold one)
+    # csv's own line ends (a quoted cell may hold one); strict: a quote left open or text after a closing quote is an
+    # error, not a cell silently merged with what follows
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             break
-        except csv.Error as e:  # a NUL byte, a quote left open at the end of the file
+        except csv.Error as e:
             raise TableFormatError(path, reader.line_num, "file", f"not CSV: {e}") from None
         line = reader.line_num
         lead = cells[0][:1] if cells else ""
@@ -145,9 +147,9 @@ def _check_header(header: list[str], columns: Mapping[str, tuple], path: Path, l
             raise TableFormatError(path, line, name, f"unknown column; the columns are {', '.join(known)}")
         if header.count(name) > 1:
             raise TableFormatError(path, line, name, "column given twice")
-    optional = OPTIONAL_POINT_COLUMNS if columns is POINT_COLUMNS else ()
     for name in known:
-        if name not in header and (name == "galaxy" or (columns[name][1] is REQUIRED and name not in optional)):
+        if name not in header and (name == "galaxy" or (columns[name][1] is REQUIRED
+                                                         and name not in OPTIONAL_POINT_COLUMNS)):
             raise TableFormatError(path, line, name, "required column missing")
 
 
@@ -169,7 +171,7 @@ def read_galaxy_tables(directory, *, lenient: bool = False, dtype=None) -> tuple
     Strict: raises :class:`TableFormatError` at the first problem (galaxies.csv first, in line order). Lenient:
     skips each galaxy with a problem (a bad row of either file, a galaxy in only one of them, a repeated galaxy row),
     records it in ``LoadReport.skipped`` and emits one :class:`TableDataWarning`; a problem of a whole file (missing,
-    a bad header, a row of the wrong length) stops even a lenient load."""
+    a bad header, a row of the wrong length, quoting that is not CSV) stops even a lenient load."""
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {root} does not exist (it holds {GALAXY_FILE} and {POINT_FILE})")

@@ -74,6 +74,17 @@ class MockTruth:
     local: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a curve model's per-galaxy truth
     scatter_dex: float = 0.0  # intrinsic log-normal scatter of V^2 about the model
 
+    def per_galaxy(self) -> dict[str, np.ndarray]:
+        """Every per-galaxy truth ``[g]``: the nuisance values, A_gal and F_true, then a curve model's own."""
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**{k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}, **self.local}
+
+    def take(self, index) -> MockTruth:
+        """The truth of the galaxies at ``index`` (host-side positions, as :meth:`Catalog.take`)."""
+        index = np.asarray(index, dtype=np.int64)
+        arrays = {k: v[index] for k, v in self.per_galaxy().items() if k not in self.local}
+        return dataclasses.replace(self, **arrays, local={k: v[index] for k, v in self.local.items()})
+
     def summary(self) -> dict:
         return {"kernel": self.kernel, "model": self.model, "params": dict(self.params),
                 "hyper": {k: float(v) for k, v in self.hyper._asdict().items()}, "recipe": self.recipe,

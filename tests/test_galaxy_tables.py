@@ -126,6 +126,8 @@ BAD = [  # (galaxies.csv, points.csv, file, line, field, part of the reason)
      "no points for 'B'"),
     (MINIMAL_GALAXIES, MINIMAL_POINTS.replace("A,1,50,5,10,30", "A,1,50,5,10"), "points.csv", 2, "columns",
      "5 cells, the header has 6"),
+    (MINIMAL_GALAXIES, MINIMAL_POINTS.replace("B,0.5,20,2,5,10", 'B,0.5,20,2,5,"10'), "points.csv", 4, "file",
+     "not CSV: unexpected end of data"),  # a quote left open: not merged into one cell with what follows
     (MINIMAL_GALAXIES, MINIMAL_POINTS.replace("V_disk\n", "V_disk,SB_disk\n").replace("30\n", "30,1\n").replace(
         "35\n", "35,2\n").replace("10\n", "10,\n"), "points.csv", 4, "SB_disk", "empty"),
 ]
@@ -191,7 +193,9 @@ def test_cli_export_then_data(tmp_path, capsys):
     assert main(["export", "--mock-galaxies", "9", "--mock-seed", "4", "--galaxies", "MOCK0000005,MOCK0000001",
                  "--out", str(some)]) == 0
     assert list(read_galaxy_tables(some)[0].names) == ["MOCK0000001", "MOCK0000005"]
-    assert pd.read_csv(some / "truth.csv")["galaxy"].tolist() == ["MOCK0000001", "MOCK0000005"]
+    some_truth = pd.read_csv(some / "truth.csv")
+    assert some_truth["galaxy"].tolist() == ["MOCK0000001", "MOCK0000005"]
+    np.testing.assert_array_equal(some_truth["distance"], truth.distance[[1, 5]])  # each galaxy's own truth
     capsys.readouterr()
     typo = ["--galaxies", "MOCK000001,XYZ", "--out", str(tmp_path / "z")]
     assert main(["export", "--data", str(out), *typo]) == EXIT_USAGE

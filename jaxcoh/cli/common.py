@@ -92,14 +92,15 @@ def sparc_dir(values: dict) -> str | None:
     return values.get("sparc") or os.environ.get(SPARC_ENV) or None
 
 
-def load_data(values: dict, dtype):
+def load_data(values: dict, dtype, with_truth: bool = False):
     """``(catalog, data_provenance)`` from the data options: SPARC, ``--data`` tables or the mock, then only the
     ``--galaxies`` named (recorded in the provenance as ``galaxies``). The provenance lists the galaxies
-    ``--lenient`` skipped, with their reasons (``skipped_galaxies``), for every result file to carry."""
-    cat, data = _load_source(values, dtype)
+    ``--lenient`` skipped, with their reasons (``skipped_galaxies``), for every result file to carry.
+    ``with_truth``: ``(catalog, data_provenance, the mock's MockTruth or None)``, the truth of every galaxy made."""
+    cat, data, truth = _load_source(values, dtype, with_truth)
     names = list(values.get("galaxies") or [])
     if not names:
-        return cat, data
+        return (cat, data, truth) if with_truth else (cat, data)
     known = set(cat.names)
     if missing := [n for n in names if n not in known]:
         import difflib
@@ -107,32 +108,38 @@ def load_data(values: dict, dtype):
         hints = [f"{n} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(
             n, list(cat.names), n=3, cutoff=0.6)) else n for n in missing]
         raise ConfigError(f"'galaxies': not in the data ({cat.n_galaxies} galaxies): {'; '.join(hints)}")
-    cat = cat.select(names=list(dict.fromkeys(names)))
+    wanted = set(names)
+    index = [i for i, n in enumerate(cat.names) if n in wanted]  # in the data's order
+    cat, truth = cat.take(index), None if truth is None else truth.take(index)
     log.info(f"data: {cat.n_galaxies} galaxies selected by --galaxies ({cat.n_points} points)")
-    return cat, {**data, "galaxies": list(cat.names)}
+    data = {**data, "galaxies": list(cat.names)}
+    return (cat, data, truth) if with_truth else (cat, data)
 
 
-def _load_source(values: dict, dtype):
+def _load_source(values: dict, dtype, with_truth: bool):
     from ..mock import KERNELS, mock_catalog
     from ..sparc import read_sparc, sparc_checksum
 
+    lenient = values.get("lenient", False)
     if values.get("data"):
-        return _load_tables(values, dtype)
+        from ..galaxy_tables import read_galaxy_tables, tables_checksum
+
+        if values.get("sparc"):
+            raise ConfigError("'data' and 'sparc': give one data source, not both")
+        path = values["data"]
+        return (*_from_files("tables", path, *read_galaxy_tables(path, lenient=lenient, dtype=dtype),
+                             tables_checksum(path)), None)
     path = sparc_dir(values)
     if path:
-        cat, report = read_sparc(path, lenient=values.get("lenient", False), dtype=dtype)
-        skipped = [{"galaxy": name, "reason": why} for name, why in report.skipped]
-        log.info(f"data: SPARC from {path} ({cat.n_galaxies} galaxies, {cat.n_points} points"
-                 + (f"; {len(skipped)} skipped by --lenient, listed in the results as skipped_galaxies)"
-                    if skipped else ")"))
-        return cat, {"kind": "sparc", "path": str(Path(path).resolve()), "sha256": sparc_checksum(path),
-                     "skipped_galaxies": skipped}
+        return (*_from_files("sparc", path, *read_sparc(path, lenient=lenient, dtype=dtype), sparc_checksum(path)),
+                None)
     n, seed = values["mock_galaxies"], values["mock_seed"]
     kernel, scatter = values.get("mock_kernel", "multiplicative"), values.get("mock_scatter", 0.0)
     if scatter and kernel in KERNELS:
         raise ConfigError(f"'mock_scatter': an intrinsic scatter needs a curve-model truth (--mock-kernel rar, nfw, "
                           f"...), not the coherence kernel's {kernel!r}")
-    cat = mock_catalog(n, seed=seed, kernel=kernel, scatter_dex=scatter, dtype=dtype)
+    made = mock_catalog(n, seed=seed, kernel=kernel, scatter_dex=scatter, dtype=dtype, return_truth=with_truth)
+    cat, truth = made if with_truth else (made, None)
     log.info(f"data: no SPARC directory given (--sparc or $JAXCOH_SPARC_DIR): using jaxcoh's mock catalog "
              f"({n} galaxies, seed {seed})")
     import hashlib
@@ -141,23 +148,17 @@ def _load_source(values: dict, dtype):
 
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(cat.V_obs)).tobytes()).hexdigest()
     return cat, {"kind": "mock", "n_galaxies": n, "seed": seed, "kernel": kernel, "scatter_dex": scatter, "sha256": h,
-                 "skipped_galaxies": []}
+                 "skipped_galaxies": []}, truth
 
 
-def _load_tables(values: dict, dtype):
-    """``load_data`` for ``--data DIR`` (:mod:`jaxcoh.galaxy_tables`)."""
-    from ..galaxy_tables import read_galaxy_tables, tables_checksum
-
-    if values.get("sparc"):
-        raise ConfigError("'data' and 'sparc': give one data source, not both")
-    path = values["data"]
-    cat, report = read_galaxy_tables(path, lenient=values.get("lenient", False), dtype=dtype)
+def _from_files(kind: str, path, cat, report, sha256: str):
+    """``(catalog, data_provenance)`` of data read from files (SPARC, ``--data`` tables), with what ``--lenient``
+    skipped."""
     skipped = [{"galaxy": name, "reason": why} for name, why in report.skipped]
-    log.info(f"data: tables from {path} ({cat.n_galaxies} galaxies, {cat.n_points} points"
-             + (f"; {len(skipped)} skipped by --lenient, listed in the results as skipped_galaxies)" if skipped
-                else ")"))
-    return cat, {"kind": "tables", "path": str(Path(path).resolve()), "sha256": tables_checksum(path),
-                 "skipped_galaxies": skipped}
+    log.info(f"data: {'SPARC' if kind == 'sparc' else kind} from {path} ({cat.n_galaxies} galaxies, {cat.n_points} "
+             "points" + (f"; {len(skipped)} skipped by --lenient, listed in the results as skipped_galaxies)"
+                         if skipped else ")"))
+    return cat, {"kind": kind, "path": str(Path(path).resolve()), "sha256": sha256, "skipped_galaxies": skipped}
 
 
 @contextlib.contextmanager

@@ -19,10 +19,11 @@ def run(values: dict) -> int:
     from ..selection import apply_cuts
 
     dtype = set_precision(values["dtype"])
-    cat, data = load_data(values, dtype)
+    cat, data, truth = load_data(values, dtype, with_truth=True)
+    before = {n: i for i, n in enumerate(cat.names)}
     cat, report = apply_cuts(cat, values["cuts"])
     written = write_galaxy_tables(cat, values["out"])
-    truth = mock_truth(values, dtype, list(cat.names)) if data["kind"] == "mock" else {}
+    truth = {} if truth is None else truth_files(truth.take([before[n] for n in cat.names]), list(cat.names))
     write_run(values["out"], "export", OPTIONS, values, dtype=dtype.name, data=data,
               files={**truth, "export.json": {"cuts": values["cuts"], "sample": report, "n_galaxies": cat.n_galaxies,
                                               "n_points": cat.n_points,
@@ -32,33 +33,20 @@ def run(values: dict) -> int:
     return 0
 
 
-def mock_truth(values: dict, dtype, names: list[str]) -> dict:
-    """``{"truth.json": what the mock was made from, "truth.csv": each exported galaxy's true values}``: the same
-    mock made again with its truth (deterministic in its seed), so that fits of the exported tables, by jaxcoh or
-    any other code, can be scored against it."""
-    import numpy as np
+def truth_files(truth, names: list[str]) -> dict:
+    """``{"truth.json": what the mock was made from, "truth.csv": the true values of the galaxies ``names``}``
+    (:class:`jaxcoh.mock.MockTruth` of those galaxies), so that a fit of the exported tables, by jaxcoh or any other
+    code, can be scored against it."""
     import pandas as pd
 
-    from ..mock import mock_catalog
-
-    cat, truth = mock_catalog(values["mock_galaxies"], seed=values["mock_seed"], kernel=values["mock_kernel"],
-                              scatter_dex=values["mock_scatter"], dtype=dtype, return_truth=True)
-    per_galaxy = {"galaxy": list(cat.names)}
-    for f in dataclasses.fields(truth):
-        v = getattr(truth, f.name)
-        if isinstance(v, np.ndarray):
-            per_galaxy[f.name] = v
-    per_galaxy.update(truth.local)
-    table = pd.DataFrame(per_galaxy).set_index("galaxy").loc[names].reset_index()
-    doc = {"kernel": truth.kernel, "model": truth.model, "params": dict(truth.params),
-           "hyperparameters": truth.hyper._asdict(), "recipe": truth.recipe, "scatter_dex": truth.scatter_dex,
-           "columns": {"upsilon_disk": "true disk mass-to-light ratio", "upsilon_bulge": "true bulge one",
-                       "distance": "true distance [Mpc] (galaxies.csv has the reported one)",
-                       "inclination": "true inclination [deg] (galaxies.csv has the reported one)",
-                       "A_gal": "the coherence kernel's amplitude (NaN for a curve model's truth)",
-                       "F_true": "the F_missing model's F (NaN for a curve model's truth)",
-                       **{k: "the curve model's per-galaxy truth" for k in truth.local}}}
-    return {"truth.json": doc, "truth.csv": table}
+    doc = {**truth.summary(), "columns": {
+        "upsilon_disk": "true disk mass-to-light ratio", "upsilon_bulge": "true bulge one",
+        "distance": "true distance [Mpc] (galaxies.csv has the reported one)",
+        "inclination": "true inclination [deg] (galaxies.csv has the reported one)",
+        "A_gal": "the coherence kernel's amplitude (NaN for a curve model's truth)",
+        "F_true": "the F_missing model's F (NaN for a curve model's truth)",
+        **{k: "the curve model's per-galaxy truth" for k in truth.local}}}
+    return {"truth.json": doc, "truth.csv": pd.DataFrame({"galaxy": names, **truth.per_galaxy()})}
 
 
 COMMAND = Command(

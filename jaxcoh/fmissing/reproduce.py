@@ -109,13 +109,13 @@ def format_table(result: dict) -> str:
     above the table says the run checks the pipeline against a known truth, so nobody reads them as a failed
     reproduction."""
     kind = result.get("data_kind")
-    mock = kind not in (None, "sparc")  # the mock, or a user's tables (--data): not the seed's sample
-    seed_rms = "SPARC (seed) RMS" if mock else "seed RMS"
+    reference_only = kind not in (None, "sparc")  # the mock, or a user's tables (--data): not the seed's sample
+    seed_rms = "SPARC (seed) RMS" if reference_only else "seed RMS"
     wr, wc = len(seed_rms), 7
 
     def seed_col(x, digits: int, width: int) -> str:
         text = _fmt(x, digits)
-        return (f"[{text}]" if mock and x is not None else text).rjust(width)
+        return (f"[{text}]" if reference_only and x is not None else text).rjust(width)
 
     head = (f"{'model':<20} {seed_rms:>{wr}} {'seed r':>{wc}} | {'at seed RMS':>11} {'r':>6} | "
             f"{'jaxcoh fit RMS':>14} {'r':>6} | {'held-out RMS':>12} {'r':>6}")
@@ -127,7 +127,7 @@ def format_table(result: dict) -> str:
         lines += ["Mock catalog: this run checks the pipeline end to end against a known truth. The [bracketed]",
                   "SPARC (seed) columns are the seed's published SPARC figures, for reference only: not comparable",
                   "with the mock numbers beside them. Give --sparc DIR to reproduce the seed's table."]
-    elif mock:
+    elif reference_only:
         lines += ["Galaxies from --data tables. The [bracketed] SPARC (seed) columns are the seed's published SPARC",
                   "figures, for reference only: comparable only if these tables hold SPARC itself."]
     lines += [head, "-" * len(head)]
